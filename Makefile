@@ -1,0 +1,43 @@
+# Interplay: `make demo` runs the main job, `make test` runs the whole suite.
+# Both create (or reuse) .venv and install the project into it from its own files.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The CPU build of torch is installed first, so that the project's `torch>=2.2` requirement
+# is already satisfied and pip never pulls a multi-GB CUDA build. GPU users: install the torch
+# build you want into the venv first (or set TORCH_SPEC, e.g. TORCH_SPEC=torch), then run make.
+TORCH_SPEC ?= torch==2.13.0
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: venv install install-dev demo test lint clean
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "$(TORCH_SPEC)"
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.created pyproject.toml
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
+	$(PIP) install --quiet -e ".[dev,reference]"
+	touch $@ $(VENV)/.installed
+
+venv: $(VENV)/.created
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/interplay demo
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check src tests benchmarks
+
+test: $(VENV)/.installed-dev lint
+	$(VENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache src/*.egg-info

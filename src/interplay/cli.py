@@ -1,0 +1,167 @@
+"""The ``interplay`` command line.
+
+    interplay train   --data NAME [--mix k=v,...] --method NAME [--epochs N] [--seed S] [--set key=value ...] --out DIR
+    interplay methods
+    interplay data list
+    interplay demo
+
+Bad input exits with status 2 and one line on stderr; Ctrl-C exits 130 leaving a resumable directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import InterplayError
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one method on one dataset into a run directory",
+                       description="Train one method on one dataset. Precedence: defaults < --config < flags < --set.")
+    p.add_argument("--data", help="dataset name (see `interplay data list`)")
+    p.add_argument("--data-root", help="directory of a dataset's local copy")
+    p.add_argument("--mix", help="pid-xor source mix, e.g. redundant=0.9,synergistic=0.1 (= --set data.mix=...)")
+    p.add_argument("--method", help="method name (see `interplay methods`)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--n-train", type=int, help="training samples including validation")
+    p.add_argument("--n-test", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--config", help="YAML file with data/model/method/train sections")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. method.lam=10, data.preset=sim1, model.fusion_hidden=[64]")
+    p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interplay", description="Learning and measuring multimodal interactions.")
+    parser.add_argument("--version", action="version", version=f"interplay {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _train_parser(sub)
+    sub.add_parser("methods", help="list the registered methods")
+    data = sub.add_parser("data", help="datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    data_sub.add_parser("list", help="list the registered datasets and their parameters")
+    demo = sub.add_parser("demo", help="small synthetic comparison of every method (a table)")
+    demo.add_argument("--out", default="runs/demo", help="where the demo's runs go (default runs/demo)")
+    demo.add_argument("--epochs", type=int, default=20)
+    demo.add_argument("--seeds", type=int, default=2)
+    demo.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The run config: defaults, then ``--config``, then explicit flags, then ``--set`` overrides."""
+    from .config import RunConfig, apply_mapping, load_yaml, parse_override, set_field
+
+    cfg = RunConfig()
+    if args.config:
+        apply_mapping(cfg, load_yaml(args.config), args.config)
+    flags = {"data.name": args.data, "data.root": args.data_root, "method.name": args.method,
+             "train.epochs": args.epochs, "train.seed": args.seed, "data.n_train": args.n_train,
+             "data.n_test": args.n_test, "train.batch_size": args.batch_size, "train.lr": args.lr,
+             "train.device": args.device}
+    for key, value in flags.items():
+        if value is not None:
+            section, field = key.split(".")
+            apply_mapping(cfg, {section: {field: value}}, f"--{field}")
+    if args.mix is not None:
+        set_field(cfg, "data.mix", args.mix)
+    for text in args.overrides:
+        key, value = parse_override(text)
+        if key in ("data.name", "method.name"):
+            apply_mapping(cfg, {key.split(".")[0]: {"name": value}}, "--set")
+        else:
+            set_field(cfg, key, value)
+    return cfg
+
+
+def _print_run(metrics: dict[str, Any], out: str) -> None:
+    from .bench.tables import format_table
+
+    test, val = metrics["test"], metrics["val"]
+    rows = [["val accuracy", f"{val['accuracy']:.4f}"], ["test accuracy", f"{test['accuracy']:.4f}"],
+            ["test macro-F1", f"{test['macro_f1']:.4f}"]]
+    for name, acc in (test.get("accuracy_by_interaction") or {}).items():
+        rows.append([f"test {name}", "-" if acc is None else f"{acc:.4f}"])
+    for name, g in (test.get("agreement_groups") or {}).items():
+        rows.append([f"test {name} (n={g['n']})", "-" if g["accuracy"] is None else f"{g['accuracy']:.4f}"])
+    print(f"{metrics['method']} on {metrics['data']} (seed {metrics['seed']}), best epoch {metrics['best_epoch']}"
+          f" of {metrics['epochs']}; run directory {out}")
+    print(format_table(["metric", "value"], rows))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .engine import Trainer
+
+    cfg = config_from_args(args)
+    metrics = Trainer(cfg, args.out, quiet=args.quiet).fit()
+    _print_run(metrics, args.out)
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .bench.tables import format_table
+    from .config import signature_schema
+    from .objectives import METHODS
+
+    rows = []
+    for name, cls in METHODS.items():
+        params = ", ".join(f"{k}={v[1]!r}" for k, v in signature_schema(cls).items())
+        rows.append([name, cls.description, params or "-"])
+    print(format_table(["method", "description", "hyperparameters (method.NAME, defaults)"], rows))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .config import signature_schema
+    from .data import COMMON_FIELDS, DATASETS
+
+    for name, fn in DATASETS.items():
+        doc = " ".join((inspect.getdoc(fn) or "").split("\n\n")[0].split())
+        params = ", ".join(f"{k}={v[1]!r}" for k, v in signature_schema(fn, skip=COMMON_FIELDS).items())
+        print(f"{name}\n  {doc}\n  parameters (--set data.NAME=VALUE): {params or '-'}\n")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .bench.demo import run_demo
+
+    print(run_demo(args.out, seeds=tuple(range(args.seeds)), epochs=args.epochs, quiet=args.quiet))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "methods": cmd_methods, "data": cmd_data, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except InterplayError as exc:
+        print(f"interplay: error: {exc}", file=sys.stderr)
+        return 2
+    except FloatingPointError as exc:
+        print(f"interplay: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interplay: interrupted; finished epochs are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

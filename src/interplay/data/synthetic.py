@@ -1,0 +1,216 @@
+"""Synthetic multimodal data whose interaction structure is known by construction.
+
+* ``pid-xor``: the SynIB setting. Each sample's label information sits in one *source*
+  (unique to one modality, redundant across all, or synergistic: an XOR across modalities).
+* ``gaussian-split``: the OMIB setting. Views mix shared and view-specific task-relevant Gaussian
+  factors with superfluous ones; presets move the task information between views.
+
+See ``shared/spec/synthetic.md`` for the definitions these generators implement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .dataset import DATASETS, DataInfo, DataSplits, MultimodalDataset
+
+
+def modality_names(m: int) -> list[str]:
+    """Names of the synthetic modalities: ``x1, x2, ..., xM``."""
+    return [f"x{i + 1}" for i in range(m)]
+
+
+def pid_xor_sources(modalities: int) -> tuple[str, ...]:
+    """Source names of pid-xor with ``modalities`` modalities (``unique1..uniqueM``, redundant, synergistic)."""
+    return (*[f"unique{i + 1}" for i in range(modalities)], "redundant", "synergistic")
+
+
+def parse_mix(mix: str | Mapping[str, float], allowed: tuple[str, ...], field: str = "data.mix") -> dict[str, float]:
+    """Parse ``"redundant=0.9,synergistic=0.1"`` (or a mapping) into normalised weights over ``allowed``.
+
+    Raises :class:`ConfigError` on unknown names, negative or non-numeric weights, or all-zero weights.
+    """
+    if isinstance(mix, str):
+        items: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in mix.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ConfigError(f"{field}: expected NAME=WEIGHT pairs separated by commas, got {part!r}")
+            try:
+                items[key.strip()] = float(value)
+            except ValueError:
+                raise ConfigError(f"{field}: weight of {key.strip()!r} must be a number, got {value!r}") from None
+    elif isinstance(mix, Mapping):
+        items = {}
+        for key, value in mix.items():
+            try:
+                items[str(key)] = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{field}: weight of {key!r} must be a number, got {value!r}") from None
+    else:
+        raise ConfigError(f"{field}: expected NAME=WEIGHT pairs, got {mix!r}")
+    unknown = sorted(set(items) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{field}: unknown source(s) {', '.join(unknown)}; expected names from {', '.join(allowed)}")
+    negative = [k for k, v in items.items() if not v >= 0 or not math.isfinite(v)]
+    if negative:
+        raise ConfigError(f"{field}: weights must be finite and non-negative, got {', '.join(negative)}")
+    total = sum(items.values())
+    if total <= 0:
+        raise ConfigError(f"{field}: at least one weight must be positive")
+    return {k: items.get(k, 0.0) / total for k in allowed if items.get(k, 0.0) > 0}
+
+
+def _sign(bits: np.ndarray) -> np.ndarray:
+    return 2.0 * bits - 1.0
+
+
+def _split_and_wrap(name: str, inputs: dict[str, np.ndarray], target: np.ndarray, meta: dict[str, np.ndarray],
+                    n_train: int, val_fraction: float, rng: np.random.Generator, info: DataInfo) -> DataSplits:
+    """Turn generated arrays (train+val first, then test) into standardised :class:`DataSplits`."""
+    tensors = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in inputs.items()}
+    full = MultimodalDataset(tensors, torch.as_tensor(target, dtype=torch.long),
+                             {k: torch.as_tensor(v) for k, v in meta.items()}, name=name)
+    n_val = int(round(val_fraction * n_train))
+    perm = rng.permutation(n_train)
+    n = len(full)
+    splits = DataSplits(train=full.subset(np.sort(perm[n_val:]), f"{name}/train"),
+                        val=full.subset(np.sort(perm[:n_val]), f"{name}/val"),
+                        test=full.subset(np.arange(n_train, n), f"{name}/test"), info=info)
+    return splits.standardize()
+
+
+@DATASETS.register("pid-xor")
+def pid_xor(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
+            root: str | None = None, mix: str | dict[str, float] = "redundant=0.9,synergistic=0.1",
+            modalities: int = 2, dim: int = 32, block_frac: float = 0.2, latent: int = 4,
+            strength: float = 3.0, noise: float = 1.0, projection_seed: int = 1234) -> DataSplits:
+    """PID-block XOR data (binary label) with a known source per sample.
+
+    Every modality ``x_m`` (``dim`` features, all ``N(0, noise^2)``) has three blocks of
+    ``round(block_frac * dim)`` coordinates: ``unique`` (first), ``redundant``, ``synergy``; the rest is
+    noise. Per sample a source is drawn from ``mix`` and only that source's block(s) are overwritten
+    with ``P z`` (``P``: fixed ``(block, latent)`` projections with ``N(0, 0.5^2)`` entries drawn from
+    ``projection_seed``):
+
+    * ``unique<m>``: ``z = |N(0, s^2)| * sign(y)`` into modality m's unique block.
+    * ``redundant``: one such ``z`` into every modality's redundant block (own projections).
+    * ``synergistic``: bits ``b_1..b_{M-1} ~ Bernoulli(1/2)``, ``b_M = y xor b_1 xor ... xor b_{M-1}``;
+      modality m gets ``|N(0, s^2)| * sign(b_m)`` into its synergy block. Any M-1 modalities say nothing
+      about ``y``.
+
+    ``n_train`` samples (default 2000, of which ``val_fraction`` are validation) and ``n_test`` test
+    samples (default 4000). ``meta["interaction"]`` holds each sample's source code (an index into
+    ``info.interactions``); ``info.block_map`` holds the per-coordinate block map.
+    """
+    if modalities < 2:
+        raise ConfigError(f"data.modalities: need at least 2, got {modalities}")
+    n_train = 2000 if n_train is None else n_train
+    n_test = 4000 if n_test is None else n_test
+    block = int(round(block_frac * dim))
+    if block < 1 or 3 * block > dim:
+        raise ConfigError(f"data.block_frac: three blocks of round({block_frac}*{dim})={block} coordinates "
+                          f"must fit in dim={dim}")
+    sources = pid_xor_sources(modalities)
+    weights = parse_mix(mix, sources)
+    names = modality_names(modalities)
+    blocks = {"unique": np.arange(0, block), "redundant": np.arange(block, 2 * block),
+              "synergy": np.arange(2 * block, 3 * block)}
+
+    proj_rng = np.random.default_rng(projection_seed)
+    proj = {m: {b: proj_rng.normal(0.0, 0.5, size=(block, latent)) for b in blocks} for m in names}
+
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    y = rng.integers(0, 2, size=n)
+    source = rng.choice(len(sources), size=n, p=[weights.get(s, 0.0) for s in sources])
+    x = {m: rng.normal(0.0, noise, size=(n, dim)) for m in names}
+
+    def code(z_sign: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return np.abs(rng.normal(0.0, strength, size=(len(rows), latent))) * z_sign[:, None]
+
+    for i, m in enumerate(names):  # unique sources
+        rows = np.flatnonzero(source == sources.index(f"unique{i + 1}"))
+        x[m][np.ix_(rows, blocks["unique"])] = code(_sign(y[rows]), rows) @ proj[m]["unique"].T
+    rows = np.flatnonzero(source == sources.index("redundant"))
+    z = code(_sign(y[rows]), rows)
+    for m in names:
+        x[m][np.ix_(rows, blocks["redundant"])] = z @ proj[m]["redundant"].T
+    rows = np.flatnonzero(source == sources.index("synergistic"))
+    bits = rng.integers(0, 2, size=(len(rows), modalities))
+    bits[:, -1] = (y[rows] + bits[:, :-1].sum(1)) % 2
+    for i, m in enumerate(names):
+        x[m][np.ix_(rows, blocks["synergy"])] = code(_sign(bits[:, i]), rows) @ proj[m]["synergy"].T
+
+    info = DataInfo(name="pid-xor", modalities={m: (dim,) for m in names}, num_classes=2,
+                    interactions=sources,
+                    block_map={m: {b: idx.tolist() for b, idx in blocks.items()} for m in names},
+                    extra={"mix": weights})
+    return _split_and_wrap("pid-xor", x, y, {"interaction": source}, n_train, val_fraction, rng, info)
+
+
+GAUSSIAN_PRESETS: dict[str, tuple[float, float, float]] = {
+    # weights of (shared a0, view-1-specific a1, view-2-specific a2) in the label's score
+    "sim1": (1.0, 1.5, 0.5),  # view 1 holds most task information
+    "sim2": (1.0, 0.5, 1.5),  # view 2 holds most
+    "sim3": (1.0, 1.0, 1.0),  # balanced
+}
+
+
+@DATASETS.register("gaussian-split")
+def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
+                   val_fraction: float = 0.1, root: str | None = None, preset: str = "sim1", dim: int = 32,
+                   factor_dim: int = 4, view_noise: float = 0.5, label_noise: float = 0.3,
+                   num_classes: int = 2, mixing_seed: int = 4321) -> DataSplits:
+    """Gaussian information-split data (the OMIB setting), two views.
+
+    Independent standard-normal factors of width ``factor_dim``: shared task-relevant ``a0``,
+    view-specific task-relevant ``a1``, ``a2``, superfluous ``b0`` (shared), ``b1``, ``b2``. Views:
+    ``v1 = A1 [a0, a1, b0, b1] + e1``, ``v2 = A2 [a0, a2, b0, b2] + e2`` with fixed random ``A_i``
+    (``dim x 4*factor_dim``, from ``mixing_seed``) and ``e_i ~ N(0, view_noise^2)``. The label depends on
+    ``(a0, a1, a2)`` only: score ``s = c0 w0.a0 + c1 w1.a1 + c2 w2.a2`` (unit vectors ``w``, preset
+    weights ``c``), plus label noise ``N(0, (label_noise * std(s))^2)``, cut into ``num_classes``
+    equiprobable classes. Presets: ``sim1`` (view 1 holds most task information), ``sim2`` (view 2),
+    ``sim3`` (balanced). ``info.extra["bayes_accuracy"]`` is the accuracy of the best classifier that
+    sees the true factors (binary case: ``1 - arctan(label_noise) / pi``).
+    """
+    if preset not in GAUSSIAN_PRESETS:
+        raise ConfigError(f"data.preset: unknown preset {preset!r}; expected one of {', '.join(GAUSSIAN_PRESETS)}")
+    if num_classes < 2:
+        raise ConfigError(f"data.num_classes: need at least 2, got {num_classes}")
+    n_train = 2000 if n_train is None else n_train
+    n_test = 4000 if n_test is None else n_test
+    c = GAUSSIAN_PRESETS[preset]
+    mix_rng = np.random.default_rng(mixing_seed)
+    k = factor_dim
+    mixing = [mix_rng.normal(0.0, 1.0 / math.sqrt(4 * k), size=(dim, 4 * k)) for _ in range(2)]
+    w = [v / np.linalg.norm(v) for v in mix_rng.normal(size=(3, k))]
+
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    a0, a1, a2, b0, b1, b2 = (rng.normal(size=(n, k)) for _ in range(6))
+    v1 = np.concatenate([a0, a1, b0, b1], 1) @ mixing[0].T + rng.normal(0.0, view_noise, size=(n, dim))
+    v2 = np.concatenate([a0, a2, b0, b2], 1) @ mixing[1].T + rng.normal(0.0, view_noise, size=(n, dim))
+    score = c[0] * a0 @ w[0] + c[1] * a1 @ w[1] + c[2] * a2 @ w[2]
+    noisy = score + rng.normal(0.0, label_noise * math.sqrt(sum(ci**2 for ci in c)), size=n)
+    # class boundaries at the quantiles of the (known) distribution of the noisy score
+    from scipy.stats import norm
+
+    scale = math.sqrt(sum(ci**2 for ci in c) * (1 + label_noise**2))
+    edges = norm.ppf(np.arange(1, num_classes) / num_classes) * scale
+    y = np.searchsorted(edges, noisy)
+
+    bayes = 1 - math.atan(label_noise) / math.pi if num_classes == 2 else None
+    info = DataInfo(name="gaussian-split", modalities={"x1": (dim,), "x2": (dim,)}, num_classes=num_classes,
+                    extra={"preset": preset, "bayes_accuracy": bayes,
+                           "factor_weights": {"a0": c[0], "a1": c[1], "a2": c[2]}})
+    return _split_and_wrap("gaussian-split", {"x1": v1, "x2": v2}, y, {}, n_train, val_fraction, rng, info)
+
+
+__all__ = ["pid_xor", "gaussian_split", "parse_mix", "pid_xor_sources", "modality_names",
+           "GAUSSIAN_PRESETS"]

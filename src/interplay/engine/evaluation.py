@@ -1,0 +1,97 @@
+"""Running a trained model over a split and turning its predictions into metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data import DataInfo, MultimodalDataset
+from ..models import MultimodalModel
+from ..objectives import Objective
+from .metrics import accuracy, accuracy_by_group, agreement_groups, macro_f1
+
+
+@dataclass
+class EvalOutput:
+    """Predictions on a whole split (CPU tensors): ``logits`` ``(N, C)``, ``target`` / ``index`` ``(N,)``,
+    per-sample ``meta``, ``unimodal_logits`` ``{m: (N, C)}`` when the method has them, method ``extras``."""
+
+    logits: Tensor
+    target: Tensor
+    index: Tensor
+    meta: dict[str, Tensor] = field(default_factory=dict)
+    unimodal_logits: dict[str, Tensor] | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def pred(self) -> Tensor:
+        return self.logits.argmax(-1)
+
+
+@torch.no_grad()
+def evaluate(objective: Objective, model: MultimodalModel, dataset: MultimodalDataset, batch_size: int,
+             device: torch.device | str = "cpu") -> EvalOutput:
+    """Deterministic predictions of ``objective.predict`` over ``dataset`` (model and objective in eval mode;
+    their training modes are restored afterwards)."""
+    modes = [(m, m.training) for m in (*model.modules(), *objective.modules())]
+    model.eval()
+    objective.eval()
+    try:
+        logits, extras, uni = [], [], []
+        for batch in dataset.batches(batch_size):
+            p = objective.predict(model, batch.to(device))
+            logits.append(p.logits.float().cpu())
+            extras.append({k: v.cpu() for k, v in p.extras.items()})
+            uni.append({k: v.float().cpu() for k, v in p.unimodal_logits.items()} if p.unimodal_logits else None)
+    finally:
+        for module, mode in modes:
+            module.training = mode
+    cat = torch.cat
+    return EvalOutput(
+        logits=cat(logits), target=dataset.target.cpu(), index=torch.arange(len(dataset)),
+        meta={k: v.cpu() for k, v in dataset.meta.items()},
+        unimodal_logits={k: cat([u[k] for u in uni]) for k in uni[0]} if uni and uni[0] else None,
+        extras={k: cat([e[k] for e in extras]) for k in extras[0]} if extras and extras[0] else {})
+
+
+def split_metrics(out: EvalOutput, info: DataInfo, objective: Objective, detailed: bool = False) -> dict[str, Any]:
+    """``accuracy``, ``macro_f1`` and ``loss``; with ``detailed`` also ``accuracy_by_interaction`` (where
+    sources are known), ``unimodal_accuracy`` and ``agreement_groups`` (where unimodal predictions exist)."""
+    pred = out.pred
+    metrics: dict[str, Any] = {
+        "accuracy": accuracy(pred, out.target),
+        "macro_f1": macro_f1(pred, out.target, info.num_classes),
+        "loss": float(objective.task_loss(out.logits, out.target)),
+    }
+    if not detailed:
+        return metrics
+    correct = pred == out.target
+    if info.interactions is not None and "interaction" in out.meta:
+        metrics["accuracy_by_interaction"] = accuracy_by_group(correct, out.meta["interaction"], info.interactions)
+    if out.unimodal_logits and len(out.unimodal_logits) == len(info.modalities):
+        uni_correct = {m: v.argmax(-1) == out.target for m, v in out.unimodal_logits.items()}
+        metrics["unimodal_accuracy"] = {m: float(c.float().mean()) for m, c in uni_correct.items()}
+        metrics["agreement_groups"] = agreement_groups(correct, uni_correct)
+    return metrics
+
+
+def prediction_rows(out: EvalOutput, info: DataInfo) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of ``predictions.csv``: ``index,target,pred,prob_*``, ``interaction`` where known,
+    ``pred_<m>`` per unimodal prediction, then method-specific columns."""
+    probs = torch.softmax(out.logits, -1)
+    header = ["index", "target", "pred", *[f"prob_{c}" for c in range(probs.shape[1])]]
+    cols: list[list[Any]] = [out.index.tolist(), out.target.tolist(), out.pred.tolist(),
+                             *[[round(v, 6) for v in probs[:, c].tolist()] for c in range(probs.shape[1])]]
+    if info.interactions is not None and "interaction" in out.meta:
+        header.append("interaction")
+        cols.append([info.interactions[c] for c in out.meta["interaction"].tolist()])
+    for m, v in sorted((out.unimodal_logits or {}).items()):
+        header.append(f"pred_{m}")
+        cols.append(v.argmax(-1).tolist())
+    for name, v in out.extras.items():
+        header.append(name)
+        cols.append([round(x, 6) if isinstance(x, float) else x for x in v.tolist()])
+    return header, [list(r) for r in zip(*cols)]

@@ -1,0 +1,59 @@
+"""Evaluation metrics (functional; tensors in, Python floats out)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+
+def accuracy(pred: Tensor, target: Tensor) -> float:
+    """Fraction of ``pred == target`` (``(N,)`` each); NaN for empty input."""
+    return float((pred == target).float().mean()) if target.numel() else float("nan")
+
+
+def macro_f1(pred: Tensor, target: Tensor, num_classes: int) -> float:
+    """Unweighted mean of per-class F1 over the classes present in ``target`` or ``pred``
+    (scikit-learn's ``f1_score(average="macro")``; a class with no true or predicted positives is
+    skipped, one with precision + recall = 0 counts as 0)."""
+    if target.numel() == 0:
+        return float("nan")
+    pred, target = pred.long().cpu(), target.long().cpu()
+    tp = torch.bincount(target[pred == target], minlength=num_classes).double()
+    n_pred = torch.bincount(pred, minlength=num_classes).double()
+    n_true = torch.bincount(target, minlength=num_classes).double()
+    present = (n_pred + n_true) > 0
+    f1 = 2 * tp / (n_pred + n_true).clamp_min(1)
+    return float(f1[present].mean())
+
+
+def accuracy_by_group(correct: Tensor, groups: Tensor, names: Sequence[str]) -> dict[str, float | None]:
+    """Accuracy within each group code (``groups[i]`` indexes ``names``); ``None`` for an empty group."""
+    out: dict[str, float | None] = {}
+    for code, name in enumerate(names):
+        mask = groups == code
+        out[name] = float(correct[mask].float().mean()) if mask.any() else None
+    return out
+
+
+def agreement_groups(correct: Tensor, unimodal_correct: Mapping[str, Tensor]) -> dict[str, dict[str, float | None]]:
+    """Group samples by which unimodal models are right and report the multimodal accuracy per group.
+
+    Groups: ``none_right`` (every unimodal model wrong: the *synergy subset*), ``only_<m>`` (only m's
+    model right), ``all_right``, and for more than two modalities ``some_right`` (several but not all).
+    Each entry: ``{"n": count, "fraction": share of samples, "accuracy": multimodal accuracy or None}``.
+    """
+    names = sorted(unimodal_correct)
+    stacked = torch.stack([unimodal_correct[m].bool() for m in names])  # (M, N)
+    count = stacked.sum(0)
+    masks = {"none_right": count == 0}
+    for i, m in enumerate(names):
+        masks[f"only_{m}"] = (count == 1) & stacked[i]
+    if len(names) > 2:
+        masks["some_right"] = (count > 1) & (count < len(names))
+    masks["all_right"] = count == len(names)
+    n = correct.numel()
+    return {g: {"n": int(mask.sum()), "fraction": float(mask.sum()) / max(n, 1),
+                "accuracy": float(correct[mask].float().mean()) if mask.any() else None}
+            for g, mask in masks.items()}

@@ -1,0 +1,370 @@
+"""The training engine: stages, epochs, validation, best-checkpoint selection, test, resumable run directories.
+
+A run directory (``out_dir``) holds::
+
+    config.yaml        resolved config (written first; a rerun with another config is refused)
+    last.pt            model + objective + optimiser + RNG state after the last finished epoch
+    best.pt            best-validation weights of the current stage
+    log.jsonl          one line per finished epoch (stage, every loss term, validation metrics)
+    metrics.json       written last: a run with metrics.json is complete
+    predictions.csv    one row per test sample
+    env.json           versions, git revision, seed, device
+
+Interrupted runs resume from ``last.pt`` when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..config import RunConfig, resolve_params, signature_schema
+from ..data import COMMON_FIELDS, DATASETS, DataSplits, check_labels
+from ..errors import ConfigError
+from ..models import MultimodalModel, build_model
+from ..objectives import Objective, Stage, TrainState, build_objective, method_params
+from .evaluation import EvalOutput, evaluate, prediction_rows, split_metrics
+from .io import (
+    atomic_torch_save,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    read_json,
+)
+from .seeding import epoch_generator, rng_state, seed_everything, set_rng_state
+
+LOWER_IS_BETTER = {"loss", "mae"}
+
+
+def resolve_config(cfg: RunConfig) -> RunConfig:
+    """A copy of ``cfg`` with dataset and method parameters validated and completed with their defaults."""
+    cfg = copy.deepcopy(cfg)
+    builder = DATASETS.get(cfg.data.name)
+    cfg.data.params = resolve_params(cfg.data.params, signature_schema(builder, skip=COMMON_FIELDS), "data",
+                                     f"dataset {cfg.data.name!r}")
+    cfg.method.params = method_params(cfg.method.name, cfg.method.params)
+    if cfg.train.epochs < 1:
+        raise ConfigError(f"train.epochs: expected a positive integer, got {cfg.train.epochs}")
+    if cfg.train.batch_size < 1:
+        raise ConfigError(f"train.batch_size: expected a positive integer, got {cfg.train.batch_size}")
+    if not cfg.train.lr > 0:
+        raise ConfigError(f"train.lr: expected a positive number, got {cfg.train.lr}")
+    if cfg.train.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"train.optimizer: unknown optimizer {cfg.train.optimizer!r}; expected one of "
+                          f"{', '.join(OPTIMIZERS)}")
+    return cfg
+
+
+def build_data(cfg: RunConfig) -> DataSplits:
+    """Build the dataset splits the (resolved) config describes and check their labels."""
+    d = cfg.data
+    seed = cfg.train.seed if d.seed is None else d.seed
+    splits = DATASETS.get(d.name)(seed=seed, n_train=d.n_train, n_test=d.n_test, val_fraction=d.val_fraction,
+                                  root=d.root, **d.params)
+    if splits.info.task == "classification":
+        for split in (splits.train, splits.val, splits.test):
+            check_labels(split.target, splits.info.num_classes, split.name)
+    return splits
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} requested but no CUDA device is available (use --device cpu)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device: unknown device {name!r}; expected cpu, cuda, cuda:N or auto") from None
+
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": lambda params, t, lr: torch.optim.Adam(params, lr=lr, weight_decay=t.weight_decay),
+    "adamw": lambda params, t, lr: torch.optim.AdamW(params, lr=lr, weight_decay=t.weight_decay),
+    "sgd": lambda params, t, lr: torch.optim.SGD(params, lr=lr, momentum=t.momentum, weight_decay=t.weight_decay),
+}
+
+
+def environment(cfg: RunConfig, device: torch.device) -> dict[str, Any]:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        rev = None
+    return {"interplay": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "platform": platform.platform(), "git_revision": rev,
+            "seed": cfg.train.seed, "device": str(device),
+            "cuda": torch.version.cuda if device.type == "cuda" else None}
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            d = _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+            if d:
+                return d
+        return None
+    return None if a == b else f"{path}: {a!r} in the directory, {b!r} now"
+
+
+class Trainer:
+    """Train one objective on one dataset as a config describes; optionally persist to a run directory.
+
+    Args:
+        cfg: the run config (resolved here).
+        out_dir: run directory; ``None`` keeps everything in memory.
+        quiet: no progress bar.
+    """
+
+    def __init__(self, cfg: RunConfig, out_dir: str | Path | None = None, quiet: bool = False) -> None:
+        self.cfg = resolve_config(cfg)
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.quiet = quiet
+        self.device = resolve_device(self.cfg.train.device)
+        self.log: list[dict[str, Any]] = []
+        self._best_state: dict[str, Any] | None = None  # in-memory best checkpoint (out_dir=None)
+
+    # ------------------------------------------------------------------ run directory
+    def _prepare_dir(self) -> dict[str, Any] | None:
+        """Check the run directory; return finished metrics if the run is already complete."""
+        if self.out is None:
+            return None
+        cfg_path = self.out / "config.yaml"
+        new = self.cfg.to_dict()
+        if cfg_path.exists():
+            try:
+                old = yaml.safe_load(cfg_path.read_text()) or {}
+            except yaml.YAMLError:
+                raise ConfigError(f"{cfg_path}: unreadable config in the run directory") from None
+            diff = _first_difference(old, new)
+            if diff:
+                raise ConfigError(f"{self.out}: holds a run with a different config ({diff}); "
+                                  f"use another --out directory")
+            if (self.out / "metrics.json").exists():
+                return read_json(self.out / "metrics.json")
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise ConfigError(f"{self.out}: directory is not empty and holds no Interplay run (no config.yaml); "
+                              f"use another --out directory")
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cfg_path, self.cfg.to_yaml())
+        return None
+
+    # ------------------------------------------------------------------ main entry
+    def fit(self) -> dict[str, Any]:
+        """Train, select on validation, test once; return ``metrics.json``'s content."""
+        done = self._prepare_dir()
+        if done is not None:
+            return done
+        cfg = self.cfg
+        seed_everything(cfg.train.seed)
+        self.data = data = build_data(cfg)
+        for split in (data.train, data.val, data.test):
+            split.to(self.device)
+        self.model = model = build_model(cfg.model, data.info).to(self.device)
+        self.objective = objective = build_objective(cfg.method)
+        objective.setup(model, data)
+        objective.to(self.device)
+        stages = objective.stages(cfg.train.epochs)
+        total = sum(s.epochs for s in stages)
+        if self.out is not None:
+            atomic_write_json(self.out / "env.json", environment(cfg, self.device))
+
+        resume = self._load_last()
+        start_stage, start_epoch = (resume["stage_index"], resume["epoch"]) if resume else (0, 0)
+        bar = tqdm(total=total, initial=start_epoch, disable=self.quiet, desc=f"{cfg.method.name}", unit="epoch",
+                   dynamic_ncols=True, leave=False)
+        epoch = start_epoch
+        t0 = time.perf_counter()
+        for si, stage in enumerate(stages):
+            stage_first = sum(s.epochs for s in stages[:si])
+            if si < start_stage or epoch >= stage_first + stage.epochs:
+                continue
+            optimizer = self._start_stage(stage, si, resumed=resume if si == start_stage else None)
+            best = resume["best_score"] if resume and si == start_stage else None
+            resume = None
+            while epoch < stage_first + stage.epochs:
+                state = TrainState(epoch=epoch, stage=stage.name, stage_epoch=epoch - stage_first,
+                                   stage_epochs=stage.epochs, step=self._steps, num_epochs=total)
+                row = self._train_epoch(optimizer, state)
+                val = split_metrics(self._evaluate("val"), data.info, objective)
+                row["val"] = val
+                score = self._score(val)
+                improved = best is None or score > best
+                if improved:
+                    best = score
+                    self._save_best(epoch, stage.name, val)
+                row["best"] = improved
+                self.log.append(row)
+                epoch += 1
+                self._save_last(optimizer, si, epoch, best)
+                bar.update(1)
+                bar.set_postfix(stage=stage.name, loss=f"{row['train']['loss']:.3f}",
+                                val_acc=f"{val['accuracy']:.3f}")
+        bar.close()
+        return self._finish(time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ stages
+    def _named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        return ([(f"model.{n}", p) for n, p in self.model.named_parameters()]
+                + [(f"objective.{n}", p) for n, p in self.objective.named_parameters()])
+
+    def _start_stage(self, stage: Stage, index: int, resumed: dict[str, Any] | None) -> torch.optim.Optimizer:
+        if index > 0 and stage.reload_best and resumed is None:
+            self._load_best()
+        params = []
+        for name, p in self._named_parameters():
+            p.requires_grad_(stage.trainable is None or stage.trainable(name))
+            if p.requires_grad:
+                params.append(p)
+        if not params:
+            raise ConfigError(f"stage {stage.name!r} of method {self.cfg.method.name!r} has no trainable parameters")
+        self._frozen = [m for m in (*self.model.modules(), *self.objective.modules())
+                        if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+        t = self.cfg.train
+        optimizer = OPTIMIZERS[t.optimizer](params, t, t.lr * stage.lr_scale)
+        if resumed is not None:
+            optimizer.load_state_dict(resumed["optimizer"])
+        return optimizer
+
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        self.objective.train()
+        for m in self._frozen:  # frozen modules (and their BatchNorm statistics) stay in eval mode
+            m.eval()
+
+    # ------------------------------------------------------------------ epochs
+    _steps = 0
+
+    def _train_epoch(self, optimizer: torch.optim.Optimizer, state: TrainState) -> dict[str, Any]:
+        cfg, objective, model = self.cfg, self.objective, self.model
+        self._set_train_mode()
+        sums: dict[str, float] = defaultdict(float)
+        n_seen, n_correct = 0, 0
+        t0 = time.perf_counter()
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        gen = epoch_generator(cfg.train.seed, state.epoch)
+        for batch in self.data.train.batches(cfg.train.batch_size, shuffle=True, generator=gen):
+            out = objective(model, batch, state)
+            if not torch.isfinite(out.loss):
+                raise FloatingPointError(f"loss became {float(out.loss)} at epoch {state.epoch + 1} "
+                                         f"(method {cfg.method.name}); lower train.lr or check the inputs")
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            objective.on_after_backward(model, state)
+            if cfg.train.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            optimizer.step()
+            self._steps += 1
+            state.step = self._steps
+            b = len(batch)
+            n_seen += b
+            sums["loss"] += float(out.loss.detach()) * b
+            for k, v in out.parts.items():
+                sums[k] += float(v) * b
+            if self.data.info.task == "classification":
+                n_correct += int((out.logits.argmax(-1) == batch.target).sum())
+        train = {k: v / max(n_seen, 1) for k, v in sums.items()}
+        if self.data.info.task == "classification":
+            train["accuracy"] = n_correct / max(n_seen, 1)
+        return {"epoch": state.epoch + 1, "stage": state.stage, "stage_epoch": state.stage_epoch + 1,
+                "lr": optimizer.param_groups[0]["lr"], "time_s": round(time.perf_counter() - t0, 4),
+                "train": train, "objective": objective.pop_epoch_logs()}
+
+    def _evaluate(self, split: str) -> EvalOutput:
+        return evaluate(self.objective, self.model, getattr(self.data, split), max(self.cfg.train.batch_size, 256),
+                        self.device)
+
+    def _score(self, val: dict[str, Any]) -> float:
+        key = self.cfg.train.select_metric
+        if key not in val:
+            raise ConfigError(f"train.select_metric: {key!r} is not a validation metric; expected one of "
+                              f"{', '.join(sorted(k for k, v in val.items() if isinstance(v, float)))}")
+        return -val[key] if key in LOWER_IS_BETTER else val[key]
+
+    # ------------------------------------------------------------------ checkpoints
+    def _weights(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "objective": self.objective.state_dict()}
+
+    def _save_best(self, epoch: int, stage: str, val: dict[str, Any]) -> None:
+        state = {**self._weights(), "epoch": epoch + 1, "stage": stage, "val": val}
+        if self.out is None:
+            self._best_state = copy.deepcopy(state)
+        else:
+            atomic_torch_save(self.out / "best.pt", state)
+
+    def _load_best(self) -> dict[str, Any]:
+        state = self._best_state if self.out is None else torch.load(self.out / "best.pt", map_location=self.device,
+                                                                      weights_only=False)
+        assert state is not None
+        self.model.load_state_dict(state["model"])
+        self.objective.load_state_dict(state["objective"])
+        return state
+
+    def _save_last(self, optimizer: torch.optim.Optimizer, stage_index: int, epoch: int, best: float | None) -> None:
+        if self.out is None:
+            return
+        atomic_torch_save(self.out / "last.pt", {
+            **self._weights(), "optimizer": optimizer.state_dict(), "stage_index": stage_index, "epoch": epoch,
+            "best_score": best, "steps": self._steps, "rng": rng_state(), "log": self.log})
+        atomic_write_jsonl(self.out / "log.jsonl", self.log)
+
+    def _load_last(self) -> dict[str, Any] | None:
+        if self.out is None or not (self.out / "last.pt").exists():
+            return None
+        state = torch.load(self.out / "last.pt", map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.objective.load_state_dict(state["objective"])
+        self.log = state["log"]
+        self._steps = state["steps"]
+        set_rng_state(state["rng"])
+        if not self.quiet:
+            tqdm.write(f"resuming {self.out} after epoch {state['epoch']}")
+        return state
+
+    # ------------------------------------------------------------------ final evaluation
+    def _finish(self, train_time: float) -> dict[str, Any]:
+        best = self._load_best()
+        info = self.data.info
+        val = split_metrics(self._evaluate("val"), info, self.objective, detailed=True)
+        test_out = self._evaluate("test")
+        test = split_metrics(test_out, info, self.objective, detailed=True)
+        test.update({k: v for k, v in self.objective.test_metrics(test_out).items()})
+        metrics = {"val": val, "test": test, "best_epoch": best["epoch"], "best_stage": best["stage"],
+                   "epochs": len(self.log), "train_time_s": round(train_time, 3), "method": self.cfg.method.name,
+                   "data": self.cfg.data.name, "seed": self.cfg.train.seed}
+        metrics.update(self.objective.run_metrics())
+        self.test_output = test_out
+        if self.out is not None:
+            header, rows = prediction_rows(test_out, info)
+            atomic_write_csv(self.out / "predictions.csv", header, rows)
+            atomic_write_jsonl(self.out / "log.jsonl", self.log)
+            atomic_write_json(self.out / "metrics.json", metrics)
+        return metrics
+
+
+def train(cfg: RunConfig, out_dir: str | Path | None = None, quiet: bool = True) -> dict[str, Any]:
+    """Train as ``cfg`` describes and return the metrics (see :class:`Trainer`)."""
+    return Trainer(cfg, out_dir, quiet=quiet).fit()
+
+
+def trained(cfg: RunConfig, quiet: bool = True) -> tuple[Trainer, dict[str, Any]]:
+    """Train in memory and return the trainer (model, objective, data, test output) with the metrics."""
+    trainer = Trainer(cfg, None, quiet=quiet)
+    metrics = trainer.fit()
+    return trainer, metrics
+
+
+__all__ = ["Trainer", "build_data", "resolve_config", "train", "trained", "MultimodalModel", "Objective"]

@@ -1,0 +1,19 @@
+"""User-facing errors.
+
+Anything that is the user's fault (bad config key, unknown method, malformed data) raises
+:class:`InterplayError`; the CLI prints its message as one line on stderr and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class InterplayError(Exception):
+    """An error caused by user input. Its message is one line naming the field or file at fault."""
+
+
+class ConfigError(InterplayError, ValueError):
+    """A configuration field has an unknown name or an invalid value."""
+
+
+class DataError(InterplayError, ValueError):
+    """Input data are malformed (missing modality, NaN/inf, labels out of range, bad files)."""

@@ -1,0 +1,151 @@
+"""The objective interface: a loss that receives the model.
+
+An :class:`Objective` is an ``nn.Module`` (it may own extra modules: bottlenecks, gates) whose
+``forward(model, batch, state)`` returns the loss, the clean-input logits and every loss term. It runs
+in Interplay's training loop or in anyone's::
+
+    objective = METHODS.get("synib")(lam=10)
+    objective.setup(model, splits)                       # once, before the optimiser is built
+    out = objective(model, batch, state)                 # ObjectiveOutput(loss, logits, parts)
+    out.loss.backward()
+    objective.on_after_backward(model, state)            # e.g. OGM-GE's gradient modulation
+    optimizer.step()
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import Batch, DataInfo, DataSplits
+from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..engine.evaluation import EvalOutput
+    from ..models import MultimodalModel
+
+METHODS: Registry[type[Objective]] = Registry("method")
+
+
+@dataclass
+class TrainState:
+    """Where training is: passed to every objective call."""
+
+    epoch: int = 0  # 0-based epoch over the whole run
+    stage: str = "main"
+    stage_epoch: int = 0  # 0-based epoch within the stage
+    stage_epochs: int = 1
+    step: int = 0  # optimiser steps so far
+    num_epochs: int = 1
+
+
+@dataclass
+class ObjectiveOutput:
+    """``loss``: scalar to minimise; ``logits``: ``(B, C)`` clean-input prediction (for training metrics);
+    ``parts``: every loss term, for logging."""
+
+    loss: Tensor
+    logits: Tensor
+    parts: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Prediction:
+    """Evaluation output for a batch: ``logits`` ``(B, C)``; ``unimodal_logits`` ``{m: (B, C)}`` where the
+    method has unimodal predictions; ``extras``: per-sample tensors ``(B,)`` written to predictions.csv."""
+
+    logits: Tensor
+    unimodal_logits: dict[str, Tensor] | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Stage:
+    """A training stage: ``epochs`` epochs with a fresh optimiser over the parameters ``trainable``
+    accepts (qualified names, ``"model."`` / ``"objective."`` prefixed; None: all), at learning rate
+    ``lr_scale * train.lr``. Frozen modules are put in eval mode. With ``reload_best`` the stage starts
+    from the best-validation checkpoint of the previous stage."""
+
+    name: str
+    epochs: int
+    lr_scale: float = 1.0
+    trainable: Callable[[str], bool] | None = None
+    reload_best: bool = True
+
+
+class Objective(nn.Module):
+    """Base class of every training objective. Subclasses set ``description`` (one line, shown by
+    ``interplay methods``) and implement :meth:`forward`; constructor keyword arguments (typed, with
+    defaults) are the method's hyperparameters, settable as ``--set method.NAME=VALUE``."""
+
+    description: ClassVar[str] = ""
+    registry_name: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info: DataInfo | None = None
+        self._epoch_sums: dict[str, float] = defaultdict(float)
+        self._epoch_counts: dict[str, float] = defaultdict(float)
+
+    # ------------------------------------------------------------------ lifecycle
+    def setup(self, model: MultimodalModel, data: DataSplits) -> None:
+        """Called once before the optimiser is built; may create modules sized from ``model`` / ``data``."""
+        self.info = data.info
+
+    def stages(self, epochs: int) -> list[Stage]:
+        """Training stages; one stage of all ``epochs`` by default."""
+        return [Stage("main", epochs)]
+
+    def forward(self, model: MultimodalModel, batch: Batch, state: TrainState) -> ObjectiveOutput:
+        raise NotImplementedError
+
+    def on_after_backward(self, model: MultimodalModel, state: TrainState) -> None:
+        """Hook between ``loss.backward()`` and ``optimizer.step()``."""
+
+    @torch.no_grad()
+    def predict(self, model: MultimodalModel, batch: Batch) -> Prediction:
+        """Deterministic evaluation prediction (model in eval mode)."""
+        feats = model.encode(batch.inputs)
+        uni = model.unimodal_logits(feats) if model.unimodal_heads is not None else None
+        return Prediction(model.logits(feats), uni if self.trains_unimodal_heads else None)
+
+    #: whether the method trains the model's unimodal heads (their predictions are then meaningful)
+    trains_unimodal_heads: ClassVar[bool] = False
+
+    def test_metrics(self, out: EvalOutput) -> dict[str, Any]:
+        """Method-specific test metrics from the test predictions (merged into ``metrics["test"]``)."""
+        return {}
+
+    def run_metrics(self) -> dict[str, Any]:
+        """Method-specific run-level entries for ``metrics.json`` (e.g. OMIB's ``{"omib": {...}}``)."""
+        return {}
+
+    # ------------------------------------------------------------------ helpers
+    def task_loss(self, logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+        """Cross-entropy for classification, MSE for regression (``logits`` ``(B, 1)``)."""
+        if self.info is not None and self.info.task == "regression":
+            return F.mse_loss(logits.squeeze(-1), target.float(), reduction=reduction)
+        return F.cross_entropy(logits, target, reduction=reduction)
+
+    def log_epoch(self, name: str, value: Tensor | float, weight: float = 1.0) -> None:
+        """Accumulate a weighted mean over the epoch (reported in log.jsonl by the engine)."""
+        self._epoch_sums[name] += float(value) * weight
+        self._epoch_counts[name] += weight
+
+    def pop_epoch_logs(self) -> dict[str, float]:
+        out = {k: self._epoch_sums[k] / max(self._epoch_counts[k], 1e-12) for k in self._epoch_sums}
+        self._epoch_sums.clear()
+        self._epoch_counts.clear()
+        return out
+
+
+def mean_of_probabilities(logits: dict[str, Tensor]) -> Tensor:
+    """``log(mean_m softmax(logits_m))``: ``(B, C)`` log-probabilities of a unimodal ensemble."""
+    stacked = torch.stack([F.log_softmax(v, dim=-1) for v in logits.values()])
+    return torch.logsumexp(stacked, 0) - torch.log(torch.tensor(float(len(logits))))

@@ -1,0 +1,31 @@
+"""Confidence penalty on clean inputs (Pereyra et al., 2017)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from ..data import Batch
+from ..models import MultimodalModel
+from .base import METHODS, Objective, ObjectiveOutput, TrainState
+
+
+@METHODS.register("conf_penalty")
+class ConfPenalty(Objective):
+    """``L = CE(f(z), y) - beta * H(softmax(f(z)))``, entropy in nats, on clean inputs only.
+
+    SynIB's calibration confound: it separates the effect of masking from plain under-confidence.
+    """
+
+    description = "joint fusion with a confidence (entropy) penalty on clean inputs (Pereyra et al. 2017)"
+
+    def __init__(self, beta: float = 0.5) -> None:
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, model: MultimodalModel, batch: Batch, state: TrainState) -> ObjectiveOutput:
+        logits = model.logits(model.encode(batch.inputs))
+        task = self.task_loss(logits, batch.target)
+        logp = F.log_softmax(logits, dim=-1)
+        entropy = -(logp.exp() * logp).sum(-1).mean()
+        loss = task - self.beta * entropy
+        return ObjectiveOutput(loss, logits, {"task": task.detach(), "entropy": entropy.detach()})

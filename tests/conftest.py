@@ -1,0 +1,29 @@
+"""Shared fixtures. Tests run on one math thread (as CI does) and on small data."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from interplay.config import RunConfig  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def make_config(name: str = "joint", dataset: str = "pid-xor", epochs: int = 3, seed: int = 0,
+                n_train: int = 400, n_test: int = 400, **sections) -> RunConfig:
+    """A small run config; ``sections`` maps a section name to extra keys (e.g. ``data={"mix": ...}``)."""
+    raw = {"data": {"name": dataset, "n_train": n_train, "n_test": n_test}, "method": {"name": name},
+           "train": {"epochs": epochs, "seed": seed}, "model": {"encoder_hidden": [64, 64], "fusion_hidden": [32]}}
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return RunConfig.from_dict(raw)
+
+
+@pytest.fixture
+def config_factory():
+    return make_config

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import f1_score
+
+from interplay.engine.metrics import accuracy, accuracy_by_group, agreement_groups, macro_f1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 6).flatmap(lambda k: st.tuples(
+    st.just(k), st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, k - 1)), min_size=1, max_size=60))))
+def test_macro_f1_matches_sklearn(case):
+    k, pairs = case
+    pred = torch.tensor([p for p, _ in pairs])
+    target = torch.tensor([t for _, t in pairs])
+    ref = f1_score(target.numpy(), pred.numpy(), average="macro", zero_division=0)
+    assert abs(macro_f1(pred, target, k) - ref) < 1e-9
+
+
+def test_accuracy_and_groups():
+    correct = torch.tensor([1, 0, 1, 1, 0, 1], dtype=torch.bool)
+    groups = torch.tensor([0, 0, 1, 1, 1, 3])
+    assert accuracy(torch.tensor([1, 2]), torch.tensor([1, 3])) == 0.5
+    out = accuracy_by_group(correct, groups, ["a", "b", "c", "d"])
+    assert out == {"a": 0.5, "b": pytest.approx(2 / 3), "c": None, "d": 1.0}
+
+
+def test_agreement_groups_two_modalities():
+    correct = torch.tensor([1, 1, 0, 1, 0], dtype=torch.bool)
+    uni = {"x1": torch.tensor([0, 1, 0, 1, 0]).bool(), "x2": torch.tensor([0, 0, 1, 1, 0]).bool()}
+    g = agreement_groups(correct, uni)
+    assert list(g) == ["none_right", "only_x1", "only_x2", "all_right"]
+    assert g["none_right"] == {"n": 2, "fraction": 0.4, "accuracy": 0.5}
+    assert g["only_x2"]["accuracy"] == 0.0 and g["all_right"]["accuracy"] == 1.0
+    assert sum(v["n"] for v in g.values()) == 5
+
+
+def test_agreement_groups_partition_with_three_modalities():
+    rng = np.random.default_rng(0)
+    uni = {m: torch.as_tensor(rng.random(50) < 0.5) for m in ("a", "b", "c")}
+    g = agreement_groups(torch.ones(50, dtype=torch.bool), uni)
+    assert "some_right" in g and sum(v["n"] for v in g.values()) == 50

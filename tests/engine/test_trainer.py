@@ -1,0 +1,128 @@
+import csv
+import json
+
+import pytest
+import torch
+import yaml
+
+from interplay.engine import Trainer, train
+from interplay.engine.trainer import Trainer as TrainerClass
+from interplay.errors import ConfigError
+
+from ..conftest import make_config
+
+
+def test_run_directory_contents(tmp_path):
+    cfg = make_config("multi_loss", epochs=2, data={"mix": "redundant=1,synergistic=1"})
+    metrics = train(cfg, tmp_path / "run")
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "metrics.json", "log.jsonl", "predictions.csv",
+                                                "env.json", "best.pt", "last.pt"}
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["test"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    by = saved["test"]["accuracy_by_interaction"]
+    assert set(by) == {"unique1", "unique2", "redundant", "synergistic"} and by["unique1"] is None
+    assert set(saved["test"]["agreement_groups"]) == {"none_right", "only_x1", "only_x2", "all_right"}
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] and all(r["stage"] == "main" for r in log)
+    assert {"loss", "task", "uni_x1", "uni_x2", "accuracy"} <= set(log[0]["train"])
+    rows = list(csv.DictReader((run / "predictions.csv").open()))
+    assert len(rows) == 400 and list(rows[0])[:5] == ["index", "target", "pred", "prob_0", "prob_1"]
+    assert {"interaction", "pred_x1", "pred_x2"} <= set(rows[0])
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["method"] == {"name": "multi_loss", "w": 1.0} and resolved["data"]["dim"] == 32
+    env = json.loads((run / "env.json").read_text())
+    assert env["seed"] == 0 and env["device"] == "cpu" and env["torch"] == torch.__version__
+
+
+def test_same_seed_same_metrics_and_seed_matters():
+    a = train(make_config("ogm_ge", epochs=2))
+    b = train(make_config("ogm_ge", epochs=2))
+    c = train(make_config("ogm_ge", epochs=2, seed=1))
+    assert a["test"] == b["test"] and a["val"] == b["val"]
+    assert a["test"] != c["test"]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch):
+    cfg = make_config("ogm_ge", epochs=4)  # GE noise makes the global RNG state matter
+    full = train(cfg, tmp_path / "full")
+    original = TrainerClass._save_last
+
+    def save_then_die(self, optimizer, stage_index, epoch, best):
+        original(self, optimizer, stage_index, epoch, best)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainerClass, "_save_last", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut")
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    assert len((tmp_path / "cut" / "log.jsonl").read_text().splitlines()) == 2
+    monkeypatch.setattr(TrainerClass, "_save_last", original)
+    resumed = train(cfg, tmp_path / "cut")
+    assert resumed["test"] == full["test"] and resumed["val"] == full["val"]
+    strip = [{k: v for k, v in json.loads(line).items() if k != "time_s"}
+             for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    strip2 = [{k: v for k, v in json.loads(line).items() if k != "time_s"}
+              for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert strip == strip2
+
+
+def test_finished_run_is_not_recomputed(tmp_path, monkeypatch):
+    cfg = make_config(epochs=1)
+    first = train(cfg, tmp_path / "r")
+    monkeypatch.setattr(TrainerClass, "_train_epoch", lambda *a, **k: pytest.fail("retrained"))
+    assert train(cfg, tmp_path / "r") == json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert first["test"]["accuracy"] == pytest.approx(train(cfg, tmp_path / "r")["test"]["accuracy"])
+
+
+def test_different_config_is_refused_and_nothing_lost(tmp_path):
+    train(make_config(epochs=1), tmp_path / "r")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    expected = r"holds a run with a different config \(train.epochs: 1 in the directory, 2 now\)"
+    with pytest.raises(ConfigError, match=expected):
+        train(make_config(epochs=2), tmp_path / "r")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
+
+
+def test_foreign_directory_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds no Interplay run"):
+        train(make_config(epochs=1), tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_best_validation_checkpoint_is_tested():
+    trainer = Trainer(make_config("joint", epochs=4), None)
+    metrics = trainer.fit()
+    best = max(trainer.log, key=lambda r: r["val"]["accuracy"])
+    first_best = next(r for r in trainer.log if r["val"]["accuracy"] == best["val"]["accuracy"])
+    assert metrics["best_epoch"] == first_best["epoch"]
+    assert metrics["val"]["accuracy"] == pytest.approx(first_best["val"]["accuracy"])
+
+
+def test_cuda_request_without_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="train.device: 'cuda' requested but no CUDA device"):
+        Trainer(make_config(train={"device": "cuda"}), None)
+
+
+def test_labels_out_of_range(monkeypatch):
+    from interplay.data import DATASETS
+
+    builder = DATASETS.get("pid-xor")
+
+    def bad(**kw):
+        s = builder(**kw)
+        s.train.target[3] = 5
+        return s
+
+    monkeypatch.setitem(DATASETS._items, "pid-xor", bad)
+    with pytest.raises(Exception, match=r"pid-xor/train: labels must lie in \[0, 2\), found range \[0, 5\]"):
+        train(make_config(epochs=1))

@@ -1,0 +1,77 @@
+"""The command line: the train contract, outputs, and one-line errors with a non-zero exit."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from interplay.cli import main
+
+SMALL = ["--n-train", "200", "--n-test", "100", "--epochs", "1", "--set", "model.encoder_hidden=[16]",
+         "--set", "model.fusion_hidden=[16]", "--quiet"]
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_train_contract(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(["train", "--data", "pid-xor", "--mix", "redundant=0.9,synergistic=0.1", "--method",
+                               "joint", "--seed", "0", "--out", str(out), *SMALL], capsys)
+    assert code == 0 and "test accuracy" in stdout and "test synergistic" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"accuracy"} <= set(metrics["val"]) and {"accuracy", "macro_f1", "accuracy_by_interaction"} <= set(
+        metrics["test"])
+
+
+def test_config_file_and_overrides(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {name: gaussian-split, preset: sim2}\nmethod: {name: conf_penalty, beta: 0.2}\n")
+    out = tmp_path / "run"
+    code, _, err = run_cli(["train", "--config", str(cfg), "--set", "method.beta=0.4", "--set", "data.preset=sim3",
+                            "--out", str(out), *SMALL], capsys)
+    assert code == 0, err
+    text = (out / "config.yaml").read_text()
+    assert "beta: 0.4" in text and "preset: sim3" in text and "name: gaussian-split" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "nope"], "unknown method 'nope'; expected one of: "),
+    (["--data", "nope"], "unknown dataset 'nope'; expected one of: "),
+    (["--set", "method.lam=3"], "unknown config key method.lam for method 'joint'"),
+    (["--set", "trainn.epochs=3"], "config key 'trainn.epochs'"),
+    (["--mix", "redundant=-1"], "data.mix: weights must be finite and non-negative"),
+    (["--mix", "redundant=0,synergistic=0"], "data.mix: at least one weight must be positive"),
+    (["--set", "train.epochs=many"], "train.epochs: expected an integer"),
+    (["--config", "/nonexistent/c.yaml"], "cannot read config file"),
+])
+def test_bad_input_one_line_nonzero(tmp_path, capsys, args, message):
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "r"), *SMALL, *args], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("interplay: error: ") and message in err
+    assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_resume_into_directory_of_other_config(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert run_cli(["train", "--out", out, *SMALL], capsys)[0] == 0
+    code, _, err = run_cli(["train", "--out", out, *SMALL, "--seed", "3"], capsys)
+    assert code == 2 and "different config (train.seed: 0 in the directory, 3 now)" in err
+
+
+def test_methods_and_data_list(capsys):
+    code, out, _ = run_cli(["methods"], capsys)
+    assert code == 0 and all(m in out for m in ["joint", "ensemble", "multi_loss", "ogm_ge", "conf_penalty",
+                                                "label_smoothing", "unimodal"])
+    code, out, _ = run_cli(["data", "list"], capsys)
+    assert code == 0 and "pid-xor" in out and "mfeat" in out and "gaussian-split" in out
+
+
+def test_console_script_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "interplay.cli", "train", "--out", "/tmp/x", "--method", "zzz"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unknown method 'zzz'" in proc.stderr

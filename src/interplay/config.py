@@ -75,7 +75,9 @@ class TrainConfig:
     grad_clip: float | None = None
     seed: int = 0
     device: str = "cpu"
-    select_metric: str = "accuracy"  # validation metric that picks the best checkpoint (higher is better)
+    # validation metric that picks the best checkpoint; "auto": accuracy (classification) or mae (regression);
+    # loss and mae are minimised, everything else maximised
+    select_metric: str = "auto"
 
 
 @dataclass

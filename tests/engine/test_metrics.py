@@ -42,3 +42,24 @@ def test_agreement_groups_partition_with_three_modalities():
     uni = {m: torch.as_tensor(rng.random(50) < 0.5) for m in ("a", "b", "c")}
     g = agreement_groups(torch.ones(50, dtype=torch.bool), uni)
     assert "some_right" in g and sum(v["n"] for v in g.values()) == 50
+
+
+def test_regression_metrics_against_references():
+    from scipy.stats import pearsonr
+    from sklearn.metrics import f1_score
+
+    from interplay.engine.metrics import regression_metrics
+
+    rng = np.random.default_rng(0)
+    target = np.round(rng.uniform(-3, 3, 300) * 3) / 3
+    target[:20] = 0.0
+    pred = target + rng.normal(0, 1, 300)
+    m = regression_metrics(torch.tensor(pred), torch.tensor(target))
+    assert m["mae"] == pytest.approx(np.abs(pred - target).mean())
+    assert m["corr"] == pytest.approx(pearsonr(pred, target)[0])
+    assert m["acc7"] == pytest.approx((np.round(np.clip(pred, -3, 3)) == np.round(np.clip(target, -3, 3))).mean())
+    nz = target != 0
+    assert m["acc2"] == pytest.approx(((pred[nz] > 0) == (target[nz] > 0)).mean()) == m["accuracy"]
+    assert m["f1"] == pytest.approx(f1_score(target[nz] > 0, pred[nz] > 0, average="weighted"))
+    assert m["acc2_has0"] == pytest.approx(((pred >= 0) == (target >= 0)).mean())
+    assert m["f1_has0"] == pytest.approx(f1_score(target >= 0, pred >= 0, average="weighted"))

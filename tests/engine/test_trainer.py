@@ -126,3 +126,15 @@ def test_labels_out_of_range(monkeypatch):
     monkeypatch.setitem(DATASETS._items, "pid-xor", bad)
     with pytest.raises(Exception, match=r"pid-xor/train: labels must lie in \[0, 2\), found range \[0, 5\]"):
         train(make_config(epochs=1))
+
+
+def test_regression_run(tmp_path):
+    cfg = make_config("multi_loss", dataset="gaussian-split", epochs=10, data={"task": "regression"})
+    metrics = train(cfg, tmp_path / "r")
+    assert {"mae", "corr", "acc7", "acc2", "f1", "acc2_has0", "f1_has0"} <= set(metrics["test"])
+    assert metrics["test"]["acc2"] > 0.6 and metrics["test"]["mae"] < 1.5
+    rows = list(csv.DictReader((tmp_path / "r" / "predictions.csv").open()))
+    assert list(rows[0]) == ["index", "target", "pred", "pred_x1", "pred_x2"]
+    assert "agreement_groups" in metrics["test"]
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["val"]["mae"] >= 0

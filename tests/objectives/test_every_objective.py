@@ -10,6 +10,7 @@ import torch
 
 from interplay.config import MethodConfig, ModelConfig
 from interplay.data import DATASETS
+from interplay.errors import ConfigError
 from interplay.models import build_model
 from interplay.objectives import METHODS, Objective, TrainState, build_objective
 
@@ -17,6 +18,7 @@ SYNTHETIC = {
     "pid-xor": {"mix": "unique1=1,unique2=1,redundant=1,synergistic=1"},
     "pid-xor-3": {"modalities": 3, "mix": "unique3=1,synergistic=1"},
     "gaussian-split": {"preset": "sim3", "num_classes": 3},
+    "gaussian-split-regression": {"preset": "sim1", "task": "regression"},
 }
 
 
@@ -24,7 +26,7 @@ SYNTHETIC = {
 def datasets():
     out = {}
     for key, params in SYNTHETIC.items():
-        name = "pid-xor" if key.startswith("pid-xor") else key
+        name = "pid-xor" if key.startswith("pid-xor") else "gaussian-split"
         out[key] = DATASETS.get(name)(seed=0, n_train=96, n_test=32, val_fraction=0.25, root=None, **params)
     return out
 
@@ -37,6 +39,10 @@ def test_step_on_every_dataset(method, data_key, datasets):
     model = build_model(ModelConfig(encoder_hidden=[16], fusion_hidden=[16]), data.info)
     objective = build_objective(MethodConfig(method))
     assert isinstance(objective, Objective) and isinstance(objective, torch.nn.Module)
+    if data.info.task not in objective.tasks:
+        with pytest.raises(ConfigError, match=f"supports {objective.tasks[0]}"):
+            objective.setup(model, data)
+        return
     objective.setup(model, data)
     batch = data.train.batch(torch.arange(32))
     for i, stage in enumerate(objective.stages(2)):

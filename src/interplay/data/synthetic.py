@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 import torch
@@ -63,7 +64,8 @@ def parse_mix(mix: str | Mapping[str, float], allowed: tuple[str, ...], field: s
     total = sum(items.values())
     if total <= 0:
         raise ConfigError(f"{field}: at least one weight must be positive")
-    return {k: items.get(k, 0.0) / total for k in allowed if items.get(k, 0.0) > 0}
+    weights = {k: items.get(k, 0.0) / total for k in allowed}
+    return {k: w for k, w in weights.items() if w > 0}
 
 
 def _sign(bits: np.ndarray) -> np.ndarray:
@@ -74,7 +76,8 @@ def _split_and_wrap(name: str, inputs: dict[str, np.ndarray], target: np.ndarray
                     n_train: int, val_fraction: float, rng: np.random.Generator, info: DataInfo) -> DataSplits:
     """Turn generated arrays (train+val first, then test) into standardised :class:`DataSplits`."""
     tensors = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in inputs.items()}
-    full = MultimodalDataset(tensors, torch.as_tensor(target, dtype=torch.long),
+    dtype = torch.float32 if info.task == "regression" else torch.long
+    full = MultimodalDataset(tensors, torch.as_tensor(target, dtype=dtype),
                              {k: torch.as_tensor(v) for k, v in meta.items()}, name=name)
     n_val = int(round(val_fraction * n_train))
     perm = rng.permutation(n_train)
@@ -166,7 +169,8 @@ GAUSSIAN_PRESETS: dict[str, tuple[float, float, float]] = {
 def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
                    val_fraction: float = 0.1, root: str | None = None, preset: str = "sim1", dim: int = 32,
                    factor_dim: int = 4, view_noise: float = 0.5, label_noise: float = 0.3,
-                   num_classes: int = 2, mixing_seed: int = 4321) -> DataSplits:
+                   num_classes: int = 2, mixing_seed: int = 4321,
+                   task: Literal["classification", "regression"] = "classification") -> DataSplits:
     """Gaussian information-split data (the OMIB setting), two views.
 
     Independent standard-normal factors of width ``factor_dim``: shared task-relevant ``a0``,
@@ -178,6 +182,9 @@ def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | N
     equiprobable classes. Presets: ``sim1`` (view 1 holds most task information), ``sim2`` (view 2),
     ``sim3`` (balanced). ``info.extra["bayes_accuracy"]`` is the accuracy of the best classifier that
     sees the true factors (binary case: ``1 - arctan(label_noise) / pi``).
+
+    ``task="regression"``: the target is instead the noisy score rescaled to standard deviation 1.5 and
+    clipped to ``[-3, 3]`` (a MOSI-like sentiment score); ``num_classes`` is then ignored.
     """
     if preset not in GAUSSIAN_PRESETS:
         raise ConfigError(f"data.preset: unknown preset {preset!r}; expected one of {', '.join(GAUSSIAN_PRESETS)}")
@@ -205,11 +212,13 @@ def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | N
     edges = norm.ppf(np.arange(1, num_classes) / num_classes) * scale
     y = np.searchsorted(edges, noisy)
 
-    bayes = 1 - math.atan(label_noise) / math.pi if num_classes == 2 else None
-    info = DataInfo(name="gaussian-split", modalities={"x1": (dim,), "x2": (dim,)}, num_classes=num_classes,
+    bayes = 1 - math.atan(label_noise) / math.pi if num_classes == 2 and task == "classification" else None
+    info = DataInfo(name="gaussian-split", modalities={"x1": (dim,), "x2": (dim,)},
+                    num_classes=1 if task == "regression" else num_classes, task=task,
                     extra={"preset": preset, "bayes_accuracy": bayes,
                            "factor_weights": {"a0": c[0], "a1": c[1], "a2": c[2]}})
-    return _split_and_wrap("gaussian-split", {"x1": v1, "x2": v2}, y, {}, n_train, val_fraction, rng, info)
+    target = np.clip(noisy / scale * 1.5, -3.0, 3.0) if task == "regression" else y
+    return _split_and_wrap("gaussian-split", {"x1": v1, "x2": v2}, target, {}, n_train, val_fraction, rng, info)
 
 
 __all__ = ["pid_xor", "gaussian_split", "parse_mix", "pid_xor_sources", "modality_names",

@@ -11,7 +11,7 @@ from torch import Tensor
 from ..data import DataInfo, MultimodalDataset
 from ..models import MultimodalModel
 from ..objectives import Objective
-from .metrics import accuracy, accuracy_by_group, agreement_groups, macro_f1
+from .metrics import accuracy, accuracy_by_group, agreement_groups, macro_f1, regression_metrics
 
 
 @dataclass
@@ -25,10 +25,27 @@ class EvalOutput:
     meta: dict[str, Tensor] = field(default_factory=dict)
     unimodal_logits: dict[str, Tensor] | None = None
     extras: dict[str, Tensor] = field(default_factory=dict)
+    task: str = "classification"
 
     @property
     def pred(self) -> Tensor:
-        return self.logits.argmax(-1)
+        """``(N,)`` predicted classes, or predicted values for regression."""
+        return to_prediction(self.logits, self.task)
+
+    @property
+    def correct(self) -> Tensor:
+        """``(N,)`` bool: right class; for regression, right sign (the Acc2 notion of correct)."""
+        return is_correct(self.logits, self.target, self.task)
+
+
+def to_prediction(logits: Tensor, task: str) -> Tensor:
+    return logits[..., 0] if task == "regression" else logits.argmax(-1)
+
+
+def is_correct(logits: Tensor, target: Tensor, task: str) -> Tensor:
+    if task == "regression":
+        return (logits[..., 0] > 0) == (target > 0)
+    return logits.argmax(-1) == target
 
 
 @torch.no_grad()
@@ -54,43 +71,49 @@ def evaluate(objective: Objective, model: MultimodalModel, dataset: MultimodalDa
         logits=cat(logits), target=dataset.target.cpu(), index=torch.arange(len(dataset)),
         meta={k: v.cpu() for k, v in dataset.meta.items()},
         unimodal_logits={k: cat([u[k] for u in uni]) for k in uni[0]} if uni and uni[0] else None,
-        extras={k: cat([e[k] for e in extras]) for k in extras[0]} if extras and extras[0] else {})
+        extras={k: cat([e[k] for e in extras]) for k in extras[0]} if extras and extras[0] else {},
+        task=getattr(objective.info, "task", "classification"))
 
 
 def split_metrics(out: EvalOutput, info: DataInfo, objective: Objective, detailed: bool = False) -> dict[str, Any]:
-    """``accuracy``, ``macro_f1`` and ``loss``; with ``detailed`` also ``accuracy_by_interaction`` (where
-    sources are known), ``unimodal_accuracy`` and ``agreement_groups`` (where unimodal predictions exist)."""
+    """``accuracy``, ``macro_f1`` and ``loss`` (regression: the MOSI metrics of
+    :func:`~interplay.engine.metrics.regression_metrics` and ``loss``); with ``detailed`` also
+    ``accuracy_by_interaction`` (where sources are known), ``unimodal_accuracy`` and ``agreement_groups``
+    (where unimodal predictions exist; for regression "right" means the right sign)."""
     pred = out.pred
-    metrics: dict[str, Any] = {
-        "accuracy": accuracy(pred, out.target),
-        "macro_f1": macro_f1(pred, out.target, info.num_classes),
-        "loss": float(objective.task_loss(out.logits, out.target)),
-    }
+    if info.task == "regression":
+        metrics: dict[str, Any] = regression_metrics(pred, out.target)
+    else:
+        metrics = {"accuracy": accuracy(pred, out.target), "macro_f1": macro_f1(pred, out.target, info.num_classes)}
+    metrics["loss"] = float(objective.task_loss(out.logits, out.target))
     if not detailed:
         return metrics
-    correct = pred == out.target
+    correct = out.correct
     if info.interactions is not None and "interaction" in out.meta:
         metrics["accuracy_by_interaction"] = accuracy_by_group(correct, out.meta["interaction"], info.interactions)
     if out.unimodal_logits and len(out.unimodal_logits) == len(info.modalities):
-        uni_correct = {m: v.argmax(-1) == out.target for m, v in out.unimodal_logits.items()}
+        uni_correct = {m: is_correct(v, out.target, info.task) for m, v in out.unimodal_logits.items()}
         metrics["unimodal_accuracy"] = {m: float(c.float().mean()) for m, c in uni_correct.items()}
         metrics["agreement_groups"] = agreement_groups(correct, uni_correct)
     return metrics
 
 
 def prediction_rows(out: EvalOutput, info: DataInfo) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of ``predictions.csv``: ``index,target,pred,prob_*``, ``interaction`` where known,
+    """Header and rows of ``predictions.csv``: ``index,target,pred,prob_*`` (no ``prob_*`` for regression),
+    ``interaction`` where known,
     ``pred_<m>`` per unimodal prediction, then method-specific columns."""
-    probs = torch.softmax(out.logits, -1)
-    header = ["index", "target", "pred", *[f"prob_{c}" for c in range(probs.shape[1])]]
-    cols: list[list[Any]] = [out.index.tolist(), out.target.tolist(), out.pred.tolist(),
-                             *[[round(v, 6) for v in probs[:, c].tolist()] for c in range(probs.shape[1])]]
+    header = ["index", "target", "pred"]
+    cols: list[list[Any]] = [out.index.tolist(), out.target.tolist(), out.pred.tolist()]
+    if info.task != "regression":
+        probs = torch.softmax(out.logits, -1)
+        header += [f"prob_{c}" for c in range(probs.shape[1])]
+        cols += [[round(v, 6) for v in probs[:, c].tolist()] for c in range(probs.shape[1])]
     if info.interactions is not None and "interaction" in out.meta:
         header.append("interaction")
         cols.append([info.interactions[c] for c in out.meta["interaction"].tolist()])
     for m, v in sorted((out.unimodal_logits or {}).items()):
         header.append(f"pred_{m}")
-        cols.append(v.argmax(-1).tolist())
+        cols.append(to_prediction(v, info.task).tolist())
     for name, v in out.extras.items():
         header.append(name)
         cols.append([round(x, 6) if isinstance(x, float) else x for x in v.tolist()])

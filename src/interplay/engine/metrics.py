@@ -57,3 +57,38 @@ def agreement_groups(correct: Tensor, unimodal_correct: Mapping[str, Tensor]) ->
     return {g: {"n": int(mask.sum()), "fraction": float(mask.sum()) / max(n, 1),
                 "accuracy": float(correct[mask].float().mean()) if mask.any() else None}
             for g, mask in masks.items()}
+
+
+def weighted_f1(pred: Tensor, target: Tensor) -> float:
+    """Support-weighted mean of per-class F1 (scikit-learn's ``average="weighted"``; the MOSI convention)."""
+    pred, target = pred.long().cpu(), target.long().cpu()
+    k = int(max(pred.max(), target.max())) + 1 if target.numel() else 1
+    tp = torch.bincount(target[pred == target], minlength=k).double()
+    n_pred = torch.bincount(pred, minlength=k).double()
+    n_true = torch.bincount(target, minlength=k).double()
+    f1 = 2 * tp / (n_pred + n_true).clamp_min(1)
+    return float((f1 * n_true).sum() / n_true.sum().clamp_min(1))
+
+
+def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
+    """MOSI-style metrics of sentiment scores in ``[-3, 3]`` (``(N,)`` each).
+
+    ``mae``; ``corr`` (Pearson); ``acc7`` (both rounded to integers after clipping to [-3, 3]);
+    ``acc2`` / ``f1`` (negative vs positive, samples with a zero label excluded: "non-zero");
+    ``acc2_has0`` / ``f1_has0`` (negative vs non-negative, every sample); ``accuracy`` = ``acc2``.
+    """
+    pred, target = pred.double().cpu(), target.double().cpu()
+    if target.numel() == 0:
+        return {k: float("nan") for k in ("mae", "corr", "acc7", "acc2", "f1", "acc2_has0", "f1_has0", "accuracy")}
+    mae = float((pred - target).abs().mean())
+    pc, tc = pred - pred.mean(), target - target.mean()
+    denom = float(pc.norm() * tc.norm())
+    corr = float((pc * tc).sum()) / denom if denom > 0 else float("nan")
+    acc7 = float((pred.clamp(-3, 3).round() == target.clamp(-3, 3).round()).double().mean())
+    nz = target != 0
+    p2, t2 = (pred[nz] > 0).long(), (target[nz] > 0).long()
+    acc2 = float((p2 == t2).double().mean()) if nz.any() else float("nan")
+    f1 = weighted_f1(p2, t2) if nz.any() else float("nan")
+    p0, t0 = (pred >= 0).long(), (target >= 0).long()
+    return {"mae": mae, "corr": corr, "acc7": acc7, "acc2": acc2, "f1": f1,
+            "acc2_has0": float((p0 == t0).double().mean()), "f1_has0": weighted_f1(p0, t0), "accuracy": acc2}

@@ -35,7 +35,7 @@ from ..data import COMMON_FIELDS, DATASETS, DataSplits, check_labels
 from ..errors import ConfigError
 from ..models import MultimodalModel, build_model
 from ..objectives import Objective, Stage, TrainState, build_objective, method_params
-from .evaluation import EvalOutput, evaluate, prediction_rows, split_metrics
+from .evaluation import EvalOutput, evaluate, is_correct, prediction_rows, split_metrics
 from .io import (
     atomic_torch_save,
     atomic_write_csv,
@@ -212,7 +212,7 @@ class Trainer:
                 self._save_last(optimizer, si, epoch, best)
                 bar.update(1)
                 bar.set_postfix(stage=stage.name, loss=f"{row['train']['loss']:.3f}",
-                                val_acc=f"{val['accuracy']:.3f}")
+                                val_acc=f"{val['accuracy']:.3f}", refresh=False)
         bar.close()
         return self._finish(time.perf_counter() - t0)
 
@@ -274,11 +274,9 @@ class Trainer:
             sums["loss"] += float(out.loss.detach()) * b
             for k, v in out.parts.items():
                 sums[k] += float(v) * b
-            if self.data.info.task == "classification":
-                n_correct += int((out.logits.argmax(-1) == batch.target).sum())
+            n_correct += int(is_correct(out.logits.detach(), batch.target, self.data.info.task).sum())
         train = {k: v / max(n_seen, 1) for k, v in sums.items()}
-        if self.data.info.task == "classification":
-            train["accuracy"] = n_correct / max(n_seen, 1)
+        train["accuracy"] = n_correct / max(n_seen, 1)
         return {"epoch": state.epoch + 1, "stage": state.stage, "stage_epoch": state.stage_epoch + 1,
                 "lr": optimizer.param_groups[0]["lr"], "time_s": round(time.perf_counter() - t0, 4),
                 "train": train, "objective": objective.pop_epoch_logs()}
@@ -289,6 +287,8 @@ class Trainer:
 
     def _score(self, val: dict[str, Any]) -> float:
         key = self.cfg.train.select_metric
+        if key == "auto":
+            key = "mae" if self.data.info.task == "regression" else "accuracy"
         if key not in val:
             raise ConfigError(f"train.select_metric: {key!r} is not a validation metric; expected one of "
                               f"{', '.join(sorted(k for k, v in val.items() if isinstance(v, float)))}")

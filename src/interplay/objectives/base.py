@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import Batch, DataInfo, DataSplits
+from ..errors import ConfigError
 from ..registry import Registry
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class Objective(nn.Module):
 
     description: ClassVar[str] = ""
     registry_name: ClassVar[str] = ""
+    #: the dataset tasks the method supports
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
 
     def __init__(self) -> None:
         super().__init__()
@@ -96,6 +99,9 @@ class Objective(nn.Module):
     # ------------------------------------------------------------------ lifecycle
     def setup(self, model: MultimodalModel, data: DataSplits) -> None:
         """Called once before the optimiser is built; may create modules sized from ``model`` / ``data``."""
+        if data.info.task not in self.tasks:
+            raise ConfigError(f"method {self.registry_name!r} supports {' and '.join(self.tasks)} data; dataset "
+                              f"{data.info.name!r} is {data.info.task}")
         self.info = data.info
 
     def stages(self, epochs: int) -> list[Stage]:
@@ -128,9 +134,9 @@ class Objective(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def task_loss(self, logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-        """Cross-entropy for classification, MSE for regression (``logits`` ``(B, 1)``)."""
+        """Cross-entropy for classification; L1 for regression (``logits`` ``(B, 1)``; MOSI's usual loss)."""
         if self.info is not None and self.info.task == "regression":
-            return F.mse_loss(logits.squeeze(-1), target.float(), reduction=reduction)
+            return F.l1_loss(logits[..., 0], target.float(), reduction=reduction)
         return F.cross_entropy(logits, target, reduction=reduction)
 
     def log_epoch(self, name: str, value: Tensor | float, weight: float = 1.0) -> None:

@@ -17,6 +17,7 @@ class ConfPenalty(Objective):
     """
 
     description = "joint fusion with a confidence (entropy) penalty on clean inputs (Pereyra et al. 2017)"
+    tasks = ("classification",)
 
     def __init__(self, beta: float = 0.5) -> None:
         super().__init__()

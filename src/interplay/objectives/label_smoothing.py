@@ -14,6 +14,7 @@ class LabelSmoothing(Objective):
     """``L = CE(f(z), (1 - eps) * onehot(y) + eps / C)``: calibration baseline for SynIB."""
 
     description = "joint fusion with label-smoothed cross-entropy (method.epsilon)"
+    tasks = ("classification",)
 
     def __init__(self, epsilon: float = 0.1) -> None:
         super().__init__()

@@ -34,6 +34,7 @@ class OGMGE(Objective):
     """
 
     description = "joint fusion with on-the-fly gradient modulation + generalisation enhancement (Peng et al. 2022)"
+    tasks = ("classification",)
 
     def __init__(self, alpha: float = 0.5, start_epoch: int = 0, end_epoch: int | None = None,
                  ge: bool = True) -> None:

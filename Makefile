@@ -30,11 +30,12 @@ venv: $(VENV)/.created
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# A small version of configs/bench/synib_xor.yaml: every method on pid-xor, 2 seeds; prints the table.
 demo: $(VENV)/.installed
-	$(VENV)/bin/interplay demo
+	$(VENV)/bin/interplay bench configs/bench/demo.yaml --out runs/demo --jobs 2
 
 lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
 
 test: $(VENV)/.installed-dev lint
 	$(VENV)/bin/python -m pytest -q

@@ -1,9 +1,10 @@
 """The ``interplay`` command line.
 
     interplay train   --data NAME [--mix k=v,...] --method NAME [--epochs N] [--seed S] [--set key=value ...] --out DIR
+    interplay bench   FILE.yaml --out DIR [--seeds N] [--jobs J]
+    interplay report  DIR
     interplay methods
     interplay data list
-    interplay demo
 
 Bad input exits with status 2 and one line on stderr; Ctrl-C exits 130 leaving a resumable directory.
 """
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import InterplayError
+from .errors import ConfigError, InterplayError
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,11 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     data_sub.add_parser("list", help="list the registered datasets and their parameters")
-    demo = sub.add_parser("demo", help="small synthetic comparison of every method (a table)")
-    demo.add_argument("--out", default="runs/demo", help="where the demo's runs go (default runs/demo)")
-    demo.add_argument("--epochs", type=int, default=20)
-    demo.add_argument("--seeds", type=int, default=2)
-    demo.add_argument("--quiet", action="store_true")
+    bench = sub.add_parser("bench", help="run a grid of datasets x methods x seeds (resumable, parallel)")
+    bench.add_argument("file", help="benchmark YAML (see configs/bench/)")
+    bench.add_argument("--out", required=True, help="bench directory (rerun the same command to resume)")
+    bench.add_argument("--seeds", type=int, help="number of seeds (overrides the file)")
+    bench.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    bench.add_argument("--quiet", action="store_true")
+    report = sub.add_parser("report", help="Markdown report with tables and plots of a bench directory")
+    report.add_argument("dir")
     return parser
 
 
@@ -137,14 +141,35 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .bench.demo import run_demo
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.runner import run_bench
 
-    print(run_demo(args.out, seeds=tuple(range(args.seeds)), epochs=args.epochs, quiet=args.quiet))
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs: expected a positive integer, got {args.jobs}")
+    from .bench.report import summary_tables
+
+    result = run_bench(args.file, args.out, seeds=args.seeds, jobs=args.jobs, quiet=args.quiet)
+    s = result.summary
+    if result.rows:
+        print(summary_tables(args.out))
+    print(f"{s['runs']} runs ({s['ran_now']} now, {s['runs'] - s['ran_now'] - s['failed']} already finished); "
+          f"grid wall {s['grid_wall_s']:.1f} s, summed run time {s['sum_run_wall_s']:.1f} s, "
+          f"parallel efficiency {s['parallel_efficiency']} with {s['jobs']} job(s); results: {args.out}/results.csv; "
+          f"`interplay report {args.out}` for plots")
+    for run_dir, msg in result.failed:
+        print(f"interplay: error: run {run_dir} failed: {msg.splitlines()[-1]}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .bench.report import make_report
+
+    print(make_report(args.dir))
     return 0
 
 
-COMMANDS = {"train": cmd_train, "methods": cmd_methods, "data": cmd_data, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "methods": cmd_methods, "data": cmd_data, "bench": cmd_bench,
+            "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,167 @@
+"""Benchmark grids: a YAML file of datasets x methods (with small search spaces) x seeds, expanded into runs.
+
+    name: synib_xor
+    seeds: 3                      # --seeds overrides
+    model: {encoder_hidden: [256, 256], fusion_hidden: [128, 128]}     # shared by every run
+    train: {epochs: 30}                                                # equal budgets
+    datasets:
+      - {name: pid-xor, label: red.9-syn.1, params: {mix: "redundant=0.9,synergistic=0.1"}}
+    methods:
+      - {name: joint}
+      - {name: synib, params: {mask: whole}, search: {lam: [1, 10]}}   # lam chosen on validation
+
+Every point of a method's ``search`` grid is its own run; for each (dataset, method, seed) the point with the
+best validation metric is *selected* (never the test metric), and tables use the selected runs only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, load_yaml
+from ..engine import resolve_config
+from ..errors import ConfigError
+
+_SLUG = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def slug(text: str) -> str:
+    return _SLUG.sub("_", text).strip("_") or "default"
+
+
+@dataclass
+class DatasetEntry:
+    name: str
+    label: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MethodEntry:
+    name: str
+    label: str
+    params: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, list[Any]] = field(default_factory=dict)
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every hyperparameter combination of the search space (one empty dict without a search)."""
+        keys = sorted(self.search)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.search[k] for k in keys))]
+
+
+@dataclass
+class BenchSpec:
+    name: str
+    seeds: int
+    datasets: list[DatasetEntry]
+    methods: list[MethodEntry]
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "seeds": self.seeds, "model": self.model, "train": self.train,
+                "datasets": [vars(d) for d in self.datasets], "methods": [vars(m) for m in self.methods]}
+
+
+@dataclass
+class RunSpec:
+    """One training run of the grid."""
+
+    dataset: DatasetEntry
+    method: MethodEntry
+    hp: dict[str, Any]
+    seed: int
+    config: RunConfig
+
+    @property
+    def hp_key(self) -> str:
+        return slug("_".join(f"{k}={v}" for k, v in sorted(self.hp.items()))) if self.hp else "default"
+
+    @property
+    def rel_dir(self) -> Path:
+        return Path("runs") / slug(self.dataset.label) / slug(self.method.label) / self.hp_key / f"seed{self.seed}"
+
+    @property
+    def group(self) -> tuple[str, str, int]:
+        """Runs of one group compete in hyperparameter selection."""
+        return self.dataset.label, self.method.label, self.seed
+
+
+def _entries(raw: Any, key: str, source: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{source}: '{key}' must be a non-empty list")
+    out = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or "name" not in item:
+            raise ConfigError(f"{source}: {key}[{i}] must be a mapping with a 'name'")
+        unknown = set(item) - {"name", "label", "params", "search"}
+        if unknown or (key == "datasets" and "search" in item):
+            raise ConfigError(f"{source}: {key}[{i}] has unknown field(s) {', '.join(sorted(unknown or {'search'}))}")
+        out.append(item)
+    return out
+
+
+def _label(name: str, params: dict[str, Any], used: set[str]) -> str:
+    label = name if name not in used else f"{name}[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]"
+    while label in used:
+        label += "'"
+    used.add(label)
+    return label
+
+
+def load_spec(path: str | Path, seeds: int | None = None) -> BenchSpec:
+    """Read and validate a benchmark YAML file (``seeds`` overrides the file's)."""
+    raw = load_yaml(path)
+    src = str(path)
+    unknown = set(raw) - {"name", "seeds", "datasets", "methods", "model", "train"}
+    if unknown:
+        raise ConfigError(f"{src}: unknown top-level key(s) {', '.join(sorted(unknown))}; expected name, seeds, "
+                          f"datasets, methods, model, train")
+    used_d: set[str] = set()
+    datasets = []
+    for d in _entries(raw.get("datasets"), "datasets", src):
+        params = dict(d.get("params") or {})
+        datasets.append(DatasetEntry(d["name"], d.get("label") or _label(d["name"], params, used_d), params))
+        used_d.add(datasets[-1].label)
+    used_m: set[str] = set()
+    methods = []
+    for m in _entries(raw.get("methods"), "methods", src):
+        params = dict(m.get("params") or {})
+        search = m.get("search") or {}
+        if not isinstance(search, dict) or any(not isinstance(v, list) or not v for v in search.values()):
+            raise ConfigError(f"{src}: search of method {m['name']!r} must map names to non-empty lists")
+        methods.append(MethodEntry(m["name"], m.get("label") or _label(m["name"], params, used_m), params,
+                                   dict(search)))
+        used_m.add(methods[-1].label)
+    n_seeds = seeds if seeds is not None else raw.get("seeds", 3)
+    if not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ConfigError(f"{src}: seeds must be a positive integer, got {n_seeds!r}")
+    for section in ("model", "train"):
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise ConfigError(f"{src}: '{section}' must be a mapping")
+    return BenchSpec(name=str(raw.get("name") or Path(path).stem), seeds=n_seeds, datasets=datasets,
+                     methods=methods, model=dict(raw.get("model") or {}), train=dict(raw.get("train") or {}))
+
+
+def plan(spec: BenchSpec) -> list[RunSpec]:
+    """Expand the grid into runs, each with a resolved (validated) config."""
+    runs = []
+    for d in spec.datasets:
+        for m in spec.methods:
+            for hp in m.grid():
+                for seed in range(spec.seeds):
+                    raw = {"data": {"name": d.name, **d.params}, "model": spec.model, "method": {"name": m.name, **m.params, **hp},
+                           "train": {**spec.train, "seed": seed}}
+                    try:
+                        cfg = resolve_config(RunConfig.from_dict(raw, source=f"{spec.name}: {d.label}/{m.label}"))
+                    except ConfigError as exc:
+                        raise ConfigError(f"bench {spec.name!r}, dataset {d.label!r}, method {m.label!r}: {exc}") \
+                            from None
+                    runs.append(RunSpec(d, m, hp, seed, cfg))
+    return runs

@@ -1,0 +1,213 @@
+"""``interplay report DIR``: Markdown tables (mean ± std over seeds of the validation-selected runs) and PNG plots.
+
+Plots (matplotlib, the ``report`` extra): accuracy by interaction type per method, accuracy against each
+searched hyperparameter (validation and test; the synergistic accuracy where sources are known), and
+validation curves per epoch. Without matplotlib the report is written without pictures and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from ..engine.io import atomic_write_text
+from ..errors import InterplayError
+from .grid import load_spec, plan
+from .runner import collect
+from .tables import fmt_mean_std, format_table, mean_std
+
+INTERACTIONS = ("unique1", "unique2", "redundant", "synergistic")
+GROUPS_PREFIX = "test.agreement_groups."
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _plt():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        return plt
+    except ImportError:
+        return None
+
+
+def _load(out: Path) -> tuple[Any, list, list[dict[str, Any]]]:
+    if not (out / "bench.yaml").exists():
+        raise InterplayError(f"{out}: not a bench directory (no bench.yaml); run `interplay bench FILE --out {out}`")
+    spec = load_spec(out / "bench.yaml")
+    runs = plan(spec)
+    rows = collect(out, runs)
+    if not rows:
+        raise InterplayError(f"{out}: no finished runs yet")
+    return spec, runs, rows
+
+
+def _by_dataset(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        out[row["dataset"]].append(row)
+    return out
+
+
+def summary_tables(out: str | Path) -> str:
+    """The per-dataset tables of the report (selected runs, mean ± std over seeds) as Markdown text."""
+    _, _, rows = _load(Path(out))
+    parts = []
+    for dataset, drows in _by_dataset(rows).items():
+        parts += [f"{dataset} ({drows[0]['dataset_name']} {drows[0]['dataset_params']})",
+                  *_table([r for r in drows if r["selected"]]), ""]
+    return "\n".join(parts)
+
+
+def make_report(out: str | Path) -> Path:
+    """Write ``out/report.md`` and ``out/plots/*.png`` from a bench directory; return the report's path."""
+    out = Path(out)
+    spec, runs, rows = _load(out)
+    plt = _plt()
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    summary = json.loads((out / "bench.json").read_text()) if (out / "bench.json").exists() else {}
+    epochs = spec.train.get("epochs", "default")
+    lines = [f"# Benchmark report: {spec.name}", "",
+             f"{len(rows)} of {len(runs)} runs finished; {spec.seeds} seeds; {epochs} epochs for every run "
+             f"(equal budgets); hyperparameters chosen per seed on **validation**, tables show the selected runs "
+             f"(mean ± std over seeds)."]
+    if summary.get("grid_wall_s"):
+        lines.append(f"Last invocation: {summary['ran_now']} runs with {summary['jobs']} worker(s) in "
+                     f"{summary['grid_wall_s']:.0f} s wall; summed run time {summary['sum_run_wall_s']:.0f} s "
+                     f"(speed-up {summary['speedup']}, parallel efficiency {summary['parallel_efficiency']}).")
+    if plt is None:
+        lines.append("\n_matplotlib is not installed (`pip install interplay[report]`): no plots._")
+    for di, (dataset, drows) in enumerate(_by_dataset(rows).items()):
+        sel = [r for r in drows if r["selected"]]
+        params = json.loads(drows[0]["dataset_params"])
+        lines += ["", f"## {dataset}", "", f"`{drows[0]['dataset_name']}` {json.dumps(params)}", ""]
+        lines += _table(sel)
+        if plt is not None:
+            stem = f"d{di}"
+            if any(f"test.accuracy_by_interaction.{k}" in r for r in sel for k in INTERACTIONS):
+                name = _plot_interactions(plt, sel, plots / f"{stem}_interactions.png", dataset)
+                lines += ["", f"![accuracy by interaction type]({name})"]
+            for method in dict.fromkeys(r["method"] for r in drows):
+                mrows = [r for r in drows if r["method"] == method]
+                for hp in sorted({k[3:] for r in mrows for k in r if k.startswith("hp.")}):
+                    if len({str(r.get(f"hp.{hp}")) for r in mrows}) > 1:
+                        name = _plot_hp(plt, mrows, hp, plots / f"{stem}_{_safe(method)}_{_safe(hp)}.png", dataset)
+                        lines += ["", f"![{method}: accuracy vs {hp}]({name})"]
+            name = _plot_curves(plt, out, sel, plots / f"{stem}_curves.png", dataset)
+            lines += ["", f"![validation curves]({name})"]
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)
+
+
+def _table(sel: list[dict[str, Any]]) -> list[str]:
+    regression = any("test.mae" in r for r in sel)
+    main = ["test.mae", "test.acc2", "test.acc7", "test.corr"] if regression else ["test.accuracy", "test.macro_f1"]
+    inter = [k for k in INTERACTIONS if any(_num(r.get(f"test.accuracy_by_interaction.{k}")) is not None
+                                             for r in sel)]
+    groups = sorted({k[len(GROUPS_PREFIX):-len(".accuracy")] for r in sel for k in r
+                     if k.startswith(GROUPS_PREFIX) and k.endswith(".accuracy")})
+    headers = ["method", "chosen (per seed)", "val " + main[0].split(".")[1], *[m.split(".")[1] for m in main],
+               *inter, *[f"{g} (uni. groups)" for g in groups], "train s"]
+    body = []
+    methods = list(dict.fromkeys(r["method"] for r in sel))
+    for method in methods:
+        mr = sorted((r for r in sel if r["method"] == method), key=lambda r: r["seed"])
+        chosen = ", ".join(sorted({r["searched"] for r in mr})) if any(r["searched"] != "{}" for r in mr) else "-"
+        body.append([method, chosen, fmt_mean_std([_num(r.get("val." + main[0].split(".")[1])) for r in mr]),
+                     *[fmt_mean_std([_num(r.get(m)) for r in mr]) for m in main],
+                     *[fmt_mean_std([_num(r.get(f"test.accuracy_by_interaction.{k}")) for r in mr]) for k in inter],
+                     *[fmt_mean_std([_num(r.get(f"{GROUPS_PREFIX}{g}.accuracy")) for r in mr]) for g in groups],
+                     fmt_mean_std([_num(r.get("train_time_s")) for r in mr], 1)])
+    return format_table(headers, body, markdown=True).splitlines()
+
+
+def _plot_interactions(plt, sel: list[dict[str, Any]], path: Path, title: str) -> str:
+    methods = list(dict.fromkeys(r["method"] for r in sel))
+    kinds = [k for k in INTERACTIONS if any(_num(r.get(f"test.accuracy_by_interaction.{k}")) is not None
+                                            for r in sel)] + ["overall"]
+    fig, ax = plt.subplots(figsize=(max(7, 0.5 * len(methods) * len(kinds) + 2), 4))
+    width = 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        key = "test.accuracy" if kind == "overall" else f"test.accuracy_by_interaction.{kind}"
+        stats = [mean_std([_num(r.get(key)) for r in sel if r["method"] == m]) for m in methods]
+        ax.bar([j + i * width for j in range(len(methods))], [s[0] for s in stats], width,
+               yerr=[s[1] for s in stats], capsize=3, label=kind)
+    ax.set_xticks([j + width * (len(kinds) - 1) / 2 for j in range(len(methods))], methods, rotation=20)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_title(f"{title}: accuracy by interaction type")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"plots/{path.name}"
+
+
+def _plot_hp(plt, mrows: list[dict[str, Any]], hp: str, path: Path, title: str) -> str:
+    values = sorted({r.get(f"hp.{hp}") for r in mrows}, key=lambda v: (isinstance(v, str), v))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    xs = values if numeric else list(range(len(values)))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    keys = [("val.accuracy", "validation"), ("test.accuracy", "test")]
+    if any(_num(r.get("test.accuracy_by_interaction.synergistic")) is not None for r in mrows):
+        keys.append(("test.accuracy_by_interaction.synergistic", "test, synergistic samples"))
+    if any("test.mae" in r for r in mrows):
+        keys = [("val.mae", "validation MAE"), ("test.mae", "test MAE")]
+    for key, label in keys:
+        stats = [mean_std([_num(r.get(key)) for r in mrows if r.get(f"hp.{hp}") == v]) for v in values]
+        ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=label)
+    if numeric and min(values) > 0 and max(values) / min(values) >= 20:
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(xs, [str(v) for v in values])
+    ax.set_xlabel(hp)
+    ax.set_ylabel("accuracy (mean ± std over seeds)" if "mae" not in keys[0][0] else "MAE")
+    ax.set_title(f"{title}: {mrows[0]['method']} vs {hp}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"plots/{path.name}"
+
+
+def _plot_curves(plt, out: Path, sel: list[dict[str, Any]], path: Path, title: str) -> str:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    key = "mae" if any("test.mae" in r for r in sel) else "accuracy"
+    for method in dict.fromkeys(r["method"] for r in sel):
+        curves = []
+        for r in sel:
+            if r["method"] != method:
+                continue
+            log = out / r["run_dir"] / "log.jsonl"
+            if log.exists():
+                curves.append([json.loads(line)["val"][key] for line in log.read_text().splitlines()])
+        if curves:
+            n = min(len(c) for c in curves)
+            stats = [mean_std([c[i] for c in curves]) for i in range(n)]
+            mean = [s[0] for s in stats]
+            ax.plot(range(1, n + 1), mean, label=method)
+            ax.fill_between(range(1, n + 1), [m - s[1] for m, s in zip(mean, stats)],
+                            [m + s[1] for m, s in zip(mean, stats)], alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {key} (mean ± std over seeds)")
+    ax.set_title(f"{title}: training curves")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"plots/{path.name}"

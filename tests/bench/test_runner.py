@@ -74,7 +74,8 @@ def test_report_writes_markdown_and_plots(reference):
     text = path.read_text()
     assert "| joint" in text and "synergistic" in text and "±" in text
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
-    assert any("interactions" in p for p in pngs) and any("beta" in p for p in pngs) and any("curves" in p for p in pngs)
+    for kind in ("interactions", "beta", "curves"):
+        assert any(kind in p for p in pngs), kind
     for name in pngs:
         assert f"plots/{name}" in text
 

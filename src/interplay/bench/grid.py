@@ -156,8 +156,8 @@ def plan(spec: BenchSpec) -> list[RunSpec]:
         for m in spec.methods:
             for hp in m.grid():
                 for seed in range(spec.seeds):
-                    raw = {"data": {"name": d.name, **d.params}, "model": spec.model, "method": {"name": m.name, **m.params, **hp},
-                           "train": {**spec.train, "seed": seed}}
+                    raw = {"data": {"name": d.name, **d.params}, "model": spec.model,
+                           "method": {"name": m.name, **m.params, **hp}, "train": {**spec.train, "seed": seed}}
                     try:
                         cfg = resolve_config(RunConfig.from_dict(raw, source=f"{spec.name}: {d.label}/{m.label}"))
                     except ConfigError as exc:

@@ -34,6 +34,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--devices", type=int, help="data-parallel processes (DDP; gloo on CPU, NCCL on CUDA)")
+    p.add_argument("--strategy", choices=["auto", "ddp"], help="multi-device strategy (ddp)")
     p.add_argument("--config", help="YAML file with data/model/method/train sections")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. method.lam=10, data.preset=sim1, model.fusion_hidden=[64]")
@@ -77,7 +79,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     flags = {"data.name": args.data, "data.root": args.data_root, "method.name": args.method,
              "train.epochs": args.epochs, "train.seed": args.seed, "data.n_train": args.n_train,
              "data.n_test": args.n_test, "train.batch_size": args.batch_size, "train.lr": args.lr,
-             "train.device": args.device}
+             "train.device": args.device, "train.devices": args.devices, "train.strategy": args.strategy}
     for key, value in flags.items():
         if value is not None:
             section, field = key.split(".")

@@ -74,7 +74,10 @@ class TrainConfig:
     momentum: float = 0.9  # sgd only
     grad_clip: float | None = None
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
+    devices: int = 1  # > 1: data-parallel DDP, one process per device (gloo on CPU, NCCL on CUDA)
+    strategy: str = "auto"  # auto | ddp (with devices > 1 both mean DDP)
+    precision: str = "32"  # 32 | bf16 | 16 (mixed precision with autocast; 16 adds a gradient scaler, CUDA only)
     # validation metric that picks the best checkpoint; "auto": accuracy (classification) or mae (regression);
     # loss and mae are minimised, everything else maximised
     select_metric: str = "auto"

@@ -102,15 +102,21 @@ class MultimodalDataset(Dataset):
         return Batch(inputs={k: v[idx] for k, v in self.inputs.items()}, target=self.target[idx], index=idx,
                      meta={k: v[idx] for k, v in self.meta.items()})
 
-    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[Batch]:
-        """Iterate over mini-batches by slicing the stored tensors (no per-sample Python work)."""
+    def index_batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                      drop_last: bool = False) -> Iterator[Tensor]:
+        """Iterate over the ``(B,)`` sample positions of each mini-batch."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         order = order.to(self.target.device)
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
-            yield self.batch(order[start:start + batch_size])
+            yield order[start:start + batch_size]
+
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                drop_last: bool = False) -> Iterator[Batch]:
+        """Iterate over mini-batches by slicing the stored tensors (no per-sample Python work)."""
+        for idx in self.index_batches(batch_size, shuffle, generator, drop_last):
+            yield self.batch(idx)
 
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
         return len(self) // batch_size if drop_last else math.ceil(len(self) / batch_size)

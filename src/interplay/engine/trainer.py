@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import yaml
 from tqdm.auto import tqdm
 
@@ -35,6 +36,7 @@ from ..data import COMMON_FIELDS, DATASETS, DataSplits, check_labels
 from ..errors import ConfigError
 from ..models import MultimodalModel, build_model
 from ..objectives import Objective, Stage, TrainState, build_objective, method_params
+from .distributed import all_reduce_sums, is_distributed, rank_and_world, wrap
 from .evaluation import EvalOutput, evaluate, is_correct, prediction_rows, split_metrics
 from .io import (
     atomic_torch_save,
@@ -47,6 +49,7 @@ from .io import (
 from .seeding import epoch_generator, rng_state, seed_everything, set_rng_state
 
 LOWER_IS_BETTER = {"loss", "mae"}
+PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
@@ -62,6 +65,12 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"train.batch_size: expected a positive integer, got {cfg.train.batch_size}")
     if not cfg.train.lr > 0:
         raise ConfigError(f"train.lr: expected a positive number, got {cfg.train.lr}")
+    if cfg.train.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision: expected one of {', '.join(PRECISIONS)}, got {cfg.train.precision!r}")
+    if cfg.train.devices < 1:
+        raise ConfigError(f"train.devices: expected a positive integer, got {cfg.train.devices}")
+    if cfg.train.strategy not in ("auto", "ddp"):
+        raise ConfigError(f"train.strategy: expected auto or ddp, got {cfg.train.strategy!r}")
     if cfg.train.optimizer not in OPTIMIZERS:
         raise ConfigError(f"train.optimizer: unknown optimizer {cfg.train.optimizer!r}; expected one of "
                           f"{', '.join(OPTIMIZERS)}")
@@ -133,9 +142,21 @@ class Trainer:
         self.cfg = resolve_config(cfg)
         self.out = Path(out_dir) if out_dir is not None else None
         self.quiet = quiet
+        self.rank, self.world = rank_and_world()
         self.device = resolve_device(self.cfg.train.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.log: list[dict[str, Any]] = []
-        self._best_state: dict[str, Any] | None = None  # in-memory best checkpoint (out_dir=None)
+        self._best_state: dict[str, Any] | None = None  # in-memory best checkpoint (no out_dir, or DDP)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run directory (rank 0 of a run with an ``out_dir``)."""
+        return self.out is not None and self.is_main
 
     # ------------------------------------------------------------------ run directory
     def _prepare_dir(self) -> dict[str, Any] | None:
@@ -165,9 +186,13 @@ class Trainer:
     # ------------------------------------------------------------------ main entry
     def fit(self) -> dict[str, Any]:
         """Train, select on validation, test once; return ``metrics.json``'s content."""
-        done = self._prepare_dir()
+        if self.cfg.train.devices > 1 and not is_distributed():
+            return self._fit_spawned()
+        done = self._prepare_dir() if self.is_main else None
         if done is not None:
             return done
+        if self.world > 1:
+            dist.barrier()  # rank 0 has checked and prepared the directory
         cfg = self.cfg
         seed_everything(cfg.train.seed)
         self.data = data = build_data(cfg)
@@ -179,12 +204,13 @@ class Trainer:
         objective.to(self.device)
         stages = objective.stages(cfg.train.epochs)
         total = sum(s.epochs for s in stages)
-        if self.out is not None:
+        if self.writes:
             atomic_write_json(self.out / "env.json", environment(cfg, self.device))
 
         resume = self._load_last()
         start_stage, start_epoch = (resume["stage_index"], resume["epoch"]) if resume else (0, 0)
-        bar = tqdm(total=total, initial=start_epoch, disable=self.quiet, desc=f"{cfg.method.name}", unit="epoch",
+        bar = tqdm(total=total, initial=start_epoch, disable=self.quiet or not self.is_main, desc=cfg.method.name,
+                   unit="epoch",
                    dynamic_ncols=True, leave=False)
         epoch = start_epoch
         t0 = time.perf_counter()
@@ -216,6 +242,22 @@ class Trainer:
         bar.close()
         return self._finish(time.perf_counter() - t0)
 
+    def _fit_spawned(self) -> dict[str, Any]:
+        """``train.devices > 1`` without a process group: spawn one process per device (DDP)."""
+        from .distributed import spawn_fit
+
+        if self.out is None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                spawn_fit(self.cfg.to_dict(), Path(tmp) / "run", self.cfg.train.devices, self.quiet)
+                return read_json(Path(tmp) / "run" / "metrics.json")
+        done = self._prepare_dir()
+        if done is not None:
+            return done
+        spawn_fit(self.cfg.to_dict(), self.out, self.cfg.train.devices, self.quiet)
+        return read_json(self.out / "metrics.json")
+
     # ------------------------------------------------------------------ stages
     def _named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
         return ([(f"model.{n}", p) for n, p in self.model.named_parameters()]
@@ -237,6 +279,7 @@ class Trainer:
         optimizer = OPTIMIZERS[t.optimizer](params, t, t.lr * stage.lr_scale)
         if resumed is not None:
             optimizer.load_state_dict(resumed["optimizer"])
+        self._step_fn = wrap(self.model, self.objective, self.device)  # DDP needs re-wrapping when freezing changes
         return optimizer
 
     def _set_train_mode(self) -> None:
@@ -252,31 +295,41 @@ class Trainer:
         cfg, objective, model = self.cfg, self.objective, self.model
         self._set_train_mode()
         sums: dict[str, float] = defaultdict(float)
-        n_seen, n_correct = 0, 0
         t0 = time.perf_counter()
         params = [p for g in optimizer.param_groups for p in g["params"]]
         gen = epoch_generator(cfg.train.seed, state.epoch)
-        for batch in self.data.train.batches(cfg.train.batch_size, shuffle=True, generator=gen):
-            out = objective(model, batch, state)
+        precision = PRECISIONS[cfg.train.precision]
+        autocast = precision is not None and (self.device.type == "cuda" or precision is torch.bfloat16)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=precision is torch.float16 and autocast)
+        for idx in self.data.train.index_batches(cfg.train.batch_size, shuffle=True, generator=gen):
+            # every rank sees the same global order and takes its slice of each global batch
+            batch = self.data.train.batch(idx.tensor_split(self.world)[self.rank] if self.world > 1 else idx)
+            with torch.autocast(self.device.type, dtype=precision, enabled=autocast):
+                out = self._step_fn(batch, state)
             if not torch.isfinite(out.loss):
                 raise FloatingPointError(f"loss became {float(out.loss)} at epoch {state.epoch + 1} "
                                          f"(method {cfg.method.name}); lower train.lr or check the inputs")
             optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            scaler.scale(out.loss).backward()
+            scaler.unscale_(optimizer)
             objective.on_after_backward(model, state)
             if cfg.train.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             self._steps += 1
             state.step = self._steps
             b = len(batch)
-            n_seen += b
+            sums["_n"] += b
             sums["loss"] += float(out.loss.detach()) * b
             for k, v in out.parts.items():
                 sums[k] += float(v) * b
-            n_correct += int(is_correct(out.logits.detach(), batch.target, self.data.info.task).sum())
-        train = {k: v / max(n_seen, 1) for k, v in sums.items()}
-        train["accuracy"] = n_correct / max(n_seen, 1)
+            sums["_correct"] += int(is_correct(out.logits.detach().float(), batch.target,
+                                               self.data.info.task).sum())
+        sums = all_reduce_sums(dict(sums), self.device)
+        n_seen = max(sums.pop("_n", 0.0), 1.0)
+        train = {k: v / n_seen for k, v in sums.items() if k != "_correct"}
+        train["accuracy"] = sums.get("_correct", 0.0) / n_seen
         return {"epoch": state.epoch + 1, "stage": state.stage, "stage_epoch": state.stage_epoch + 1,
                 "lr": optimizer.param_groups[0]["lr"], "time_s": round(time.perf_counter() - t0, 4),
                 "train": train, "objective": objective.pop_epoch_logs()}
@@ -300,21 +353,23 @@ class Trainer:
 
     def _save_best(self, epoch: int, stage: str, val: dict[str, Any]) -> None:
         state = {**self._weights(), "epoch": epoch + 1, "stage": stage, "val": val}
-        if self.out is None:
+        if self.out is None or self.world > 1:
             self._best_state = copy.deepcopy(state)
-        else:
+        if self.writes:
             atomic_torch_save(self.out / "best.pt", state)
 
     def _load_best(self) -> dict[str, Any]:
-        state = self._best_state if self.out is None else torch.load(self.out / "best.pt", map_location=self.device,
-                                                                      weights_only=False)
-        assert state is not None
+        state = self._best_state
+        if state is None:  # resumed in this process: read the file
+            state = torch.load(self.out / "best.pt", map_location=self.device, weights_only=False)
         self.model.load_state_dict(state["model"])
         self.objective.load_state_dict(state["objective"])
         return state
 
     def _save_last(self, optimizer: torch.optim.Optimizer, stage_index: int, epoch: int, best: float | None) -> None:
-        if self.out is None:
+        if self.world > 1:
+            dist.barrier()
+        if not self.writes:
             return
         atomic_torch_save(self.out / "last.pt", {
             **self._weights(), "optimizer": optimizer.state_dict(), "stage_index": stage_index, "epoch": epoch,
@@ -330,7 +385,7 @@ class Trainer:
         self.log = state["log"]
         self._steps = state["steps"]
         set_rng_state(state["rng"])
-        if not self.quiet:
+        if not self.quiet and self.is_main:
             tqdm.write(f"resuming {self.out} after epoch {state['epoch']}")
         return state
 
@@ -347,7 +402,7 @@ class Trainer:
                    "data": self.cfg.data.name, "seed": self.cfg.train.seed}
         metrics.update(self.objective.run_metrics())
         self.test_output = test_out
-        if self.out is not None:
+        if self.writes:
             header, rows = prediction_rows(test_out, info)
             atomic_write_csv(self.out / "predictions.csv", header, rows)
             atomic_write_jsonl(self.out / "log.jsonl", self.log)

@@ -84,4 +84,7 @@ class OGMGE(Objective):
                     continue
                 p.grad.mul_(k)
                 if self.ge and p.grad.numel() > 1:
-                    p.grad.add_(torch.randn_like(p.grad) * p.grad.std())
+                    noise = torch.randn_like(p.grad) * p.grad.std()
+                    if dist.is_available() and dist.is_initialized():
+                        dist.broadcast(noise, src=0)  # identical noise on every rank keeps replicas in sync
+                    p.grad.add_(noise)

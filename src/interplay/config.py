@@ -46,7 +46,8 @@ class ModelConfig:
     """Model sizes. Encoders map each modality to ``encoder_hidden[-1]`` features; the fusion MLP maps
     their concatenation through ``fusion_hidden`` to the classifier head."""
 
-    encoder: str = "mlp"
+    encoder: str = "auto"  # auto: by input rank (mlp, gru, cnn, frames); or any registered encoder
+    encoders: dict[str, str] = field(default_factory=dict)  # per-modality override, e.g. {text: transformer}
     encoder_hidden: list[int] = field(default_factory=lambda: [256, 256])
     fusion: str = "concat"
     fusion_hidden: list[int] = field(default_factory=lambda: [128, 128])

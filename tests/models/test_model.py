@@ -34,3 +34,29 @@ def test_missing_modality_is_a_clear_error():
     model = build_model(ModelConfig(encoder_hidden=[8]), INFO)
     with pytest.raises(DataError, match="batch is missing modality 'b'"):
         model.encode({"a": torch.randn(2, 3, 2)})
+
+
+@pytest.mark.parametrize("encoder", ["gru", "transformer"])
+def test_sequence_encoders(encoder):
+    info = DataInfo(name="seq", modalities={"text": (7, 5), "audio": (7, 3)}, num_classes=1, task="regression")
+    model = build_model(ModelConfig(encoder=encoder, encoder_hidden=[16], fusion_hidden=[8]), info)
+    x = {"text": torch.randn(4, 7, 5), "audio": torch.randn(4, 7, 3)}
+    out = model(x)
+    assert out.shape == (4, 1) and torch.isfinite(out).all()
+    if encoder == "transformer":  # zero rows are masked padding: trailing padding changes nothing
+        model.eval()
+        x["text"][:, -2:] = 0
+        assert torch.allclose(model.encoders["text"](x["text"]), model.encoders["text"](x["text"][:, :5]), atol=1e-5)
+
+
+def test_auto_encoder_and_overrides():
+    from interplay.errors import ConfigError
+
+    info = DataInfo(name="seq", modalities={"text": (7, 5), "vec": (3,)}, num_classes=2)
+    model = build_model(ModelConfig(encoder_hidden=[8], fusion_hidden=[8]), info)
+    assert type(model.encoders["text"]).__name__ == "GRUEncoder"
+    assert type(model.encoders["vec"]).__name__ == "MLPEncoder"
+    model = build_model(ModelConfig(encoders={"text": "transformer"}, encoder_hidden=[8]), info)
+    assert type(model.encoders["text"]).__name__ == "TransformerEncoder"
+    with pytest.raises(ConfigError, match="model.encoders: unknown modality 'img'"):
+        build_model(ModelConfig(encoders={"img": "mlp"}), info)

@@ -1,8 +1,10 @@
 """Models: per-modality encoders, fusion, heads, and :class:`MultimodalModel`."""
 
-from .builder import build_model
+from . import sequence as _sequence  # noqa: F401  (registers "gru", "transformer")
+from .builder import AUTO_ENCODERS, build_model, encoder_name
 from .encoders import ENCODERS, MLPEncoder, mlp
 from .fusion import FUSIONS, ConcatFusion
 from .model import MultimodalModel
 
-__all__ = ["ENCODERS", "FUSIONS", "ConcatFusion", "MLPEncoder", "MultimodalModel", "build_model", "mlp"]
+__all__ = ["AUTO_ENCODERS", "ENCODERS", "FUSIONS", "ConcatFusion", "MLPEncoder", "MultimodalModel", "build_model",
+           "encoder_name", "mlp"]

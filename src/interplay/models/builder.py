@@ -6,17 +6,34 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..data import DataInfo
+from ..errors import ConfigError
 from .encoders import ENCODERS, mlp
 from .fusion import FUSIONS
 from .model import MultimodalModel
 
+#: encoder chosen by ``model.encoder=auto`` from the number of per-sample input dimensions
+AUTO_ENCODERS = {1: "mlp", 2: "gru", 3: "cnn", 4: "frames"}
+
+
+def encoder_name(cfg: ModelConfig, modality: str, shape: tuple[int, ...]) -> str:
+    """The encoder for ``modality``: ``model.encoders[modality]``, else ``model.encoder``; ``auto`` picks by
+    input rank (vectors: mlp, ``(T, d)`` sequences: gru, ``(C, H, W)`` images: cnn, ``(T, C, H, W)``
+    frames: frames)."""
+    name = cfg.encoders.get(modality, cfg.encoder)
+    if name == "auto":
+        name = AUTO_ENCODERS.get(len(shape), "mlp")
+    return name
+
 
 def build_model(cfg: ModelConfig, info: DataInfo) -> MultimodalModel:
-    """Encoders (``cfg.encoder``) per modality of ``info``, ``cfg.fusion`` fusion, a linear head with
+    """Encoders per modality of ``info`` (:func:`encoder_name`), ``cfg.fusion`` fusion, a linear head with
     ``info.num_classes`` outputs, and (if ``cfg.unimodal_heads``) per-modality heads with the fusion
     MLP's widths, so a unimodal model has the same capacity as the fused one."""
-    build_encoder = ENCODERS.get(cfg.encoder)
-    encoders = nn.ModuleDict({m: build_encoder(shape, cfg.encoder_hidden, cfg.dropout)
+    unknown = sorted(set(cfg.encoders) - set(info.modalities))
+    if unknown:
+        raise ConfigError(f"model.encoders: unknown modality {unknown[0]!r}; expected one of "
+                          f"{', '.join(sorted(info.modalities))}")
+    encoders = nn.ModuleDict({m: ENCODERS.get(encoder_name(cfg, m, shape))(shape, cfg.encoder_hidden, cfg.dropout)
                               for m, shape in sorted(info.modalities.items())})
     dims = {m: int(e.out_dim) for m, e in encoders.items()}
     fusion = FUSIONS.get(cfg.fusion)(dims, cfg.fusion_hidden, cfg.dropout)

@@ -75,3 +75,10 @@ def test_console_script_entry_point():
     proc = subprocess.run([sys.executable, "-m", "interplay.cli", "train", "--out", "/tmp/x", "--method", "zzz"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unknown method 'zzz'" in proc.stderr
+
+
+def test_data_verify(capsys, tmp_path):
+    code, out, _ = run_cli(["data", "verify", "--data", "mfeat"], capsys)
+    assert code == 0 and "all 3 checks passed" in out
+    code, _, err = run_cli(["data", "verify", "--data", "mfeat", "--data-root", str(tmp_path)], capsys)
+    assert code == 2 and "mfeat-fac.csv.gz: file not found" in err and err.count("\n") == 1

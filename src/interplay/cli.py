@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     data_sub.add_parser("list", help="list the registered datasets and their parameters")
+    verify = data_sub.add_parser("verify", help="check a dataset's local copy (layout, shapes, splits, checksums)")
+    verify.add_argument("--data", required=True, help="dataset name")
+    verify.add_argument("--data-root", help="directory of the local copy")
     bench = sub.add_parser("bench", help="run a grid of datasets x methods x seeds (resumable, parallel)")
     bench.add_argument("file", help="benchmark YAML (see configs/bench/)")
     bench.add_argument("--out", required=True, help="bench directory (rerun the same command to resume)")
@@ -136,10 +139,33 @@ def cmd_data(args: argparse.Namespace) -> int:
     from .config import signature_schema
     from .data import COMMON_FIELDS, DATASETS
 
+    if args.data_command == "verify":
+        return _verify(args.data, args.data_root)
     for name, fn in DATASETS.items():
         doc = " ".join((inspect.getdoc(fn) or "").split("\n\n")[0].split())
         params = ", ".join(f"{k}={v[1]!r}" for k, v in signature_schema(fn, skip=COMMON_FIELDS).items())
         print(f"{name}\n  {doc}\n  parameters (--set data.NAME=VALUE): {params or '-'}\n")
+    return 0
+
+
+def _verify(name: str, root: str | None) -> int:
+    from .data import DATASETS, VERIFIERS, Check
+
+    builder = DATASETS.get(name)
+    if name in VERIFIERS:
+        checks = VERIFIERS.get(name)(root)
+    else:  # no dedicated checks: building the dataset is the check
+        splits = builder(seed=0, n_train=None, n_test=None, val_fraction=0.1, root=root)
+        checks = [Check(True, f"{split}: {len(getattr(splits, split))} samples, modalities "
+                              f"{dict(splits.info.modalities)}") for split in ("train", "val", "test")]
+    for c in checks:
+        print(f"{'ok  ' if c.ok else 'FAIL'} {c.message}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        print(f"interplay: error: {name} at {root}: {len(failed)} check(s) failed; first: {failed[0].message}",
+              file=sys.stderr)
+        return 2
+    print(f"{name}: all {len(checks)} checks passed")
     return 0
 
 

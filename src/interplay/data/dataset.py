@@ -28,6 +28,19 @@ from .batch import Batch
 
 DATASETS: Registry[Callable[..., DataSplits]] = Registry("dataset")
 
+
+@dataclass
+class Check:
+    """One line of ``interplay data verify``: what was checked, whether it passed, and the details."""
+
+    ok: bool
+    message: str
+
+
+#: dataset name -> ``verify(root) -> list[Check]`` (layout, shapes, split sizes, checksums). A failing check's
+#: message says what is missing, where to obtain it and where to put it.
+VERIFIERS: Registry[Callable[[str | None], list[Check]]] = Registry("dataset verifier")
+
 #: keyword arguments every dataset builder receives (filled from the ``data`` config section).
 COMMON_FIELDS = ("seed", "n_train", "n_test", "val_fraction", "root")
 

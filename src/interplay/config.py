@@ -79,6 +79,11 @@ class TrainConfig:
     devices: int = 1  # > 1: data-parallel DDP, one process per device (gloo on CPU, NCCL on CUDA)
     strategy: str = "auto"  # auto | ddp (with devices > 1 both mean DDP)
     precision: str = "32"  # 32 | bf16 | 16 (mixed precision with autocast; 16 adds a gradient scaler, CUDA only)
+    # the synergy subset on any data: train one unimodal model per modality on the same split (into
+    # DIR/unimodal/<m>/) or read their predictions from unimodal_from/<m>/predictions.csv, and report the
+    # unimodal-agreement groups of the test set
+    unimodal_reference: bool = False
+    unimodal_from: str | None = None
     # validation metric that picks the best checkpoint; "auto": accuracy (classification) or mae (regression);
     # loss and mae are minimised, everything else maximised
     select_metric: str = "auto"

@@ -138,3 +138,29 @@ def test_regression_run(tmp_path):
     assert "agreement_groups" in metrics["test"]
     log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["val"]["mae"] >= 0
+
+
+def test_unimodal_reference_models_give_agreement_groups(tmp_path):
+    cfg = make_config("joint", epochs=2, data={"mix": "unique1=1,synergistic=1"},
+                      train={"unimodal_reference": True})
+    metrics = train(cfg, tmp_path / "r")
+    test = metrics["test"]
+    assert test["agreement_source"] == "reference"
+    assert set(test["agreement_groups"]) == {"none_right", "only_x1", "only_x2", "all_right"}
+    assert sum(g["n"] for g in test["agreement_groups"].values()) == 400
+    for m in ("x1", "x2"):
+        assert (tmp_path / "r" / "unimodal" / m / "metrics.json").exists()
+    uni = json.loads((tmp_path / "r" / "unimodal" / "x1" / "metrics.json").read_text())
+    assert test["unimodal_accuracy"]["x1"] == pytest.approx(uni["test"]["accuracy"])
+    rows = list(csv.DictReader((tmp_path / "r" / "predictions.csv").open()))
+    assert {"ref_pred_x1", "ref_pred_x2"} <= set(rows[0])
+    # another method reads the same reference models instead of retraining them
+    other = make_config("ensemble", epochs=2, data={"mix": "unique1=1,synergistic=1"},
+                        train={"unimodal_from": str(tmp_path / "r" / "unimodal")})
+    m2 = train(other)
+    assert m2["test"]["agreement_source"] == "reference"
+    assert m2["test"]["unimodal_accuracy"] == test["unimodal_accuracy"]
+    bad = make_config("joint", epochs=1, seed=5, data={"mix": "unique1=1,synergistic=1"},
+                      train={"unimodal_from": str(tmp_path / "r" / "unimodal")})
+    with pytest.raises(ConfigError, match="test samples differ"):
+        train(bad)

@@ -26,6 +26,8 @@ class EvalOutput:
     unimodal_logits: dict[str, Tensor] | None = None
     extras: dict[str, Tensor] = field(default_factory=dict)
     task: str = "classification"
+    #: predictions ``{m: (N,)}`` of separately trained unimodal reference models on the same samples
+    reference_pred: dict[str, Tensor] | None = None
 
     @property
     def pred(self) -> Tensor:
@@ -43,9 +45,14 @@ def to_prediction(logits: Tensor, task: str) -> Tensor:
 
 
 def is_correct(logits: Tensor, target: Tensor, task: str) -> Tensor:
+    return pred_correct(to_prediction(logits, task), target, task)
+
+
+def pred_correct(pred: Tensor, target: Tensor, task: str) -> Tensor:
+    """``(N,)`` bool from predicted classes (or values: right sign, for regression)."""
     if task == "regression":
-        return (logits[..., 0] > 0) == (target > 0)
-    return logits.argmax(-1) == target
+        return (pred > 0) == (target > 0)
+    return pred == target
 
 
 @torch.no_grad()
@@ -91,8 +98,14 @@ def split_metrics(out: EvalOutput, info: DataInfo, objective: Objective, detaile
     correct = out.correct
     if info.interactions is not None and "interaction" in out.meta:
         metrics["accuracy_by_interaction"] = accuracy_by_group(correct, out.meta["interaction"], info.interactions)
-    if out.unimodal_logits and len(out.unimodal_logits) == len(info.modalities):
+    uni_correct = None
+    if out.reference_pred:  # separately trained unimodal models (preferred)
+        uni_correct = {m: pred_correct(v, out.target, info.task) for m, v in out.reference_pred.items()}
+        metrics["agreement_source"] = "reference"
+    elif out.unimodal_logits and len(out.unimodal_logits) == len(info.modalities):  # the method's own heads
         uni_correct = {m: is_correct(v, out.target, info.task) for m, v in out.unimodal_logits.items()}
+        metrics["agreement_source"] = "heads"
+    if uni_correct is not None:
         metrics["unimodal_accuracy"] = {m: float(c.float().mean()) for m, c in uni_correct.items()}
         metrics["agreement_groups"] = agreement_groups(correct, uni_correct)
     return metrics
@@ -101,7 +114,8 @@ def split_metrics(out: EvalOutput, info: DataInfo, objective: Objective, detaile
 def prediction_rows(out: EvalOutput, info: DataInfo) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of ``predictions.csv``: ``index,target,pred,prob_*`` (no ``prob_*`` for regression),
     ``interaction`` where known,
-    ``pred_<m>`` per unimodal prediction, then method-specific columns."""
+    ``pred_<m>`` per unimodal head prediction, ``ref_pred_<m>`` per unimodal reference model, then
+    method-specific columns."""
     header = ["index", "target", "pred"]
     cols: list[list[Any]] = [out.index.tolist(), out.target.tolist(), out.pred.tolist()]
     if info.task != "regression":
@@ -114,6 +128,9 @@ def prediction_rows(out: EvalOutput, info: DataInfo) -> tuple[list[str], list[li
     for m, v in sorted((out.unimodal_logits or {}).items()):
         header.append(f"pred_{m}")
         cols.append(to_prediction(v, info.task).tolist())
+    for m, v in sorted((out.reference_pred or {}).items()):
+        header.append(f"ref_pred_{m}")
+        cols.append(v.tolist())
     for name, v in out.extras.items():
         header.append(name)
         cols.append([round(x, 6) if isinstance(x, float) else x for x in v.tolist()])

@@ -16,6 +16,7 @@ Interrupted runs resume from ``last.pt`` when the same command is run again.
 from __future__ import annotations
 
 import copy
+import csv
 import platform
 import subprocess
 import time
@@ -390,11 +391,48 @@ class Trainer:
         return state
 
     # ------------------------------------------------------------------ final evaluation
+    def _reference_predictions(self, test_out: EvalOutput) -> dict[str, torch.Tensor] | None:
+        """Test predictions ``{m: (N,)}`` of separately trained unimodal models on the same split (read from
+        ``train.unimodal_from/<m>/predictions.csv``, or trained now with ``train.unimodal_reference``), for the
+        unimodal-agreement groups."""
+        t = self.cfg.train
+        if not (t.unimodal_from or t.unimodal_reference):
+            return None
+        preds = {}
+        for m in self.model.modalities:
+            if t.unimodal_from:
+                path = Path(t.unimodal_from) / m / "predictions.csv"
+                if not path.exists():
+                    raise ConfigError(f"train.unimodal_from: {path} not found (expected one run per modality, "
+                                      f"e.g. DIR/unimodal/<modality>/ of a run with train.unimodal_reference=true)")
+                preds[m] = self._read_predictions(path, test_out.target)
+                continue
+            sub = copy.deepcopy(self.cfg)
+            sub.method.name, sub.method.params = "unimodal", {"modality": m}
+            sub.train.unimodal_reference, sub.train.devices = False, 1
+            sub_dir = self.out / "unimodal" / m if self.out is not None else None
+            trainer = Trainer(sub, sub_dir, quiet=True)
+            trainer.fit()
+            preds[m] = (self._read_predictions(sub_dir / "predictions.csv", test_out.target) if sub_dir is not None
+                        else trainer.test_output.pred)
+        return preds
+
+    def _read_predictions(self, path: Path, target: torch.Tensor) -> torch.Tensor:
+        """The ``pred`` column of a run's predictions.csv, checked to be on the same test samples."""
+        with path.open() as fh:
+            rows = list(csv.DictReader(fh))
+        theirs = torch.tensor([float(r["target"]) for r in rows])
+        if len(rows) != len(target) or not torch.allclose(theirs, target.float().cpu()):
+            raise ConfigError(f"{path}: its test samples differ from this run's (use the same data config and seed)")
+        pred = torch.tensor([float(r["pred"]) for r in rows])
+        return pred if self.data.info.task == "regression" else pred.long()
+
     def _finish(self, train_time: float) -> dict[str, Any]:
         best = self._load_best()
         info = self.data.info
         val = split_metrics(self._evaluate("val"), info, self.objective, detailed=True)
         test_out = self._evaluate("test")
+        test_out.reference_pred = self._reference_predictions(test_out) if self.is_main else None
         test = split_metrics(test_out, info, self.objective, detailed=True)
         test.update({k: v for k, v in self.objective.test_metrics(test_out).items()})
         metrics = {"val": val, "test": test, "best_epoch": best["epoch"], "best_stage": best["stage"],

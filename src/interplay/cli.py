@@ -102,8 +102,14 @@ def _print_run(metrics: dict[str, Any], out: str) -> None:
     from .bench.tables import format_table
 
     test, val = metrics["test"], metrics["val"]
-    rows = [["val accuracy", f"{val['accuracy']:.4f}"], ["test accuracy", f"{test['accuracy']:.4f}"],
-            ["test macro-F1", f"{test['macro_f1']:.4f}"]]
+    if "mae" in test:  # regression: the MOSI metrics
+        rows = [["val MAE", f"{val['mae']:.4f}"], ["test MAE", f"{test['mae']:.4f}"],
+                ["test Corr", f"{test['corr']:.4f}"], ["test Acc7", f"{test['acc7']:.4f}"],
+                ["test Acc2 (non-zero)", f"{test['acc2']:.4f}"],
+                ["test F1 (non-zero)", f"{test['f1']:.4f}"], ["test Acc2 (has zero)", f"{test['acc2_has0']:.4f}"]]
+    else:
+        rows = [["val accuracy", f"{val['accuracy']:.4f}"], ["test accuracy", f"{test['accuracy']:.4f}"],
+                ["test macro-F1", f"{test['macro_f1']:.4f}"]]
     for name, acc in (test.get("accuracy_by_interaction") or {}).items():
         rows.append([f"test {name}", "-" if acc is None else f"{acc:.4f}"])
     for name, g in (test.get("agreement_groups") or {}).items():

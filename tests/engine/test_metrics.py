@@ -63,3 +63,16 @@ def test_regression_metrics_against_references():
     assert m["f1"] == pytest.approx(f1_score(target[nz] > 0, pred[nz] > 0, average="weighted"))
     assert m["acc2_has0"] == pytest.approx(((pred >= 0) == (target >= 0)).mean())
     assert m["f1_has0"] == pytest.approx(f1_score(target >= 0, pred >= 0, average="weighted"))
+
+
+def test_auroc_against_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    from interplay.engine.metrics import auroc
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.normal(size=200) + y, 1)  # ties included
+    assert auroc(torch.tensor(s), torch.tensor(y)) == pytest.approx(roc_auc_score(y, s))
+    assert auroc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1])) == 0.75
+    assert auroc(torch.tensor([0.2]), torch.tensor([1])) is None

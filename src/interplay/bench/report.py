@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..engine.io import atomic_write_text
+from ..io import atomic_write_text
 from ..errors import InterplayError
 from .grid import load_spec, plan
 from .runner import collect

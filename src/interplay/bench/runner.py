@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
-from ..engine.io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
+from ..io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
 from ..errors import InterplayError
 from .grid import RunSpec, load_spec, plan
 

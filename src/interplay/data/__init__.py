@@ -1,5 +1,9 @@
 """Data: the :class:`Batch` type, in-memory multimodal datasets, splits and the dataset registry."""
 
+from . import affect as _affect  # noqa: F401  (registers "mosi", "mosei", "mustard", "urfunny")
+from . import cremad as _cremad  # noqa: F401  (registers "cremad", "cremad-irony")
+from . import features as _features  # noqa: F401  (registers "features")
+from . import memes as _memes  # noqa: F401  (registers "hateful-memes")
 from . import mfeat as _mfeat  # noqa: F401  (registers "mfeat")
 from . import synthetic as _synthetic  # noqa: F401  (registers "pid-xor", "gaussian-split")
 from .batch import Batch

@@ -12,13 +12,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..engine.io import atomic_torch_save
+from ..io import atomic_torch_save
+
+
+def files_fingerprint(paths: Iterable[Path]) -> str:
+    """A hash of the paths' names, sizes and modification times (``missing`` for absent files): a cache key part
+    that changes whenever a file is replaced, without reading file contents."""
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            st = p.stat()
+            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}|missing\n".encode())
+    return h.hexdigest()[:24]
 
 
 def cache_dir() -> Path:

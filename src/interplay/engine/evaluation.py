@@ -11,7 +11,7 @@ from torch import Tensor
 from ..data import DataInfo, MultimodalDataset
 from ..models import MultimodalModel
 from ..objectives import Objective
-from .metrics import accuracy, accuracy_by_group, agreement_groups, macro_f1, regression_metrics
+from .metrics import accuracy, accuracy_by_group, agreement_groups, auroc, macro_f1, regression_metrics
 
 
 @dataclass
@@ -92,6 +92,8 @@ def split_metrics(out: EvalOutput, info: DataInfo, objective: Objective, detaile
         metrics: dict[str, Any] = regression_metrics(pred, out.target)
     else:
         metrics = {"accuracy": accuracy(pred, out.target), "macro_f1": macro_f1(pred, out.target, info.num_classes)}
+        if info.num_classes == 2:  # the official metric of binary benchmarks such as Hateful Memes
+            metrics["auroc"] = auroc(torch.softmax(out.logits.float(), -1)[:, 1], out.target)
     metrics["loss"] = float(objective.task_loss(out.logits, out.target))
     if not detailed:
         return metrics

@@ -92,3 +92,17 @@ def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
     p0, t0 = (pred >= 0).long(), (target >= 0).long()
     return {"mae": mae, "corr": corr, "acc7": acc7, "acc2": acc2, "f1": f1,
             "acc2_has0": float((p0 == t0).double().mean()), "f1_has0": weighted_f1(p0, t0), "accuracy": acc2}
+
+
+def auroc(scores: Tensor, labels: Tensor) -> float | None:
+    """Area under the ROC curve of positive-class ``scores`` ``(N,)`` against binary ``labels`` ``(N,)``
+    (the Mann-Whitney statistic; tied scores count half). ``None`` when only one class is present."""
+    from scipy.stats import rankdata
+
+    s = torch.as_tensor(scores).double().cpu().flatten().numpy()
+    y = torch.as_tensor(labels).cpu().flatten().bool().numpy()
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

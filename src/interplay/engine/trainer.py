@@ -35,11 +35,7 @@ from .. import __version__
 from ..config import RunConfig, resolve_params, signature_schema
 from ..data import COMMON_FIELDS, DATASETS, DataSplits, check_labels
 from ..errors import ConfigError
-from ..models import MultimodalModel, build_model
-from ..objectives import Objective, Stage, TrainState, build_objective, method_params
-from .distributed import all_reduce_sums, is_distributed, rank_and_world, wrap
-from .evaluation import EvalOutput, evaluate, is_correct, prediction_rows, split_metrics
-from .io import (
+from ..io import (
     atomic_torch_save,
     atomic_write_csv,
     atomic_write_json,
@@ -47,6 +43,10 @@ from .io import (
     atomic_write_text,
     read_json,
 )
+from ..models import MultimodalModel, build_model
+from ..objectives import Objective, Stage, TrainState, build_objective, method_params
+from .distributed import all_reduce_sums, is_distributed, rank_and_world, wrap
+from .evaluation import EvalOutput, evaluate, is_correct, prediction_rows, split_metrics
 from .seeding import epoch_generator, rng_state, seed_everything, set_rng_state
 
 LOWER_IS_BETTER = {"loss", "mae"}

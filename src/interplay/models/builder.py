@@ -25,6 +25,15 @@ def encoder_name(cfg: ModelConfig, modality: str, shape: tuple[int, ...]) -> str
     return name
 
 
+def dataset_encoder(cfg: ModelConfig, info: DataInfo, modality: str) -> str:
+    """:func:`encoder_name`, except that with ``model.encoder=auto`` a dataset's own choice
+    (``info.extra["encoders"][modality]``, e.g. a fine-tuned backbone for token ids) takes precedence."""
+    wanted = info.extra.get("encoders", {}).get(modality)
+    if wanted and modality not in cfg.encoders and cfg.encoder == "auto":
+        return wanted
+    return encoder_name(cfg, modality, info.modalities[modality])
+
+
 def build_model(cfg: ModelConfig, info: DataInfo) -> MultimodalModel:
     """Encoders per modality of ``info`` (:func:`encoder_name`), ``cfg.fusion`` fusion, a linear head with
     ``info.num_classes`` outputs, and (if ``cfg.unimodal_heads``) per-modality heads with the fusion
@@ -33,7 +42,7 @@ def build_model(cfg: ModelConfig, info: DataInfo) -> MultimodalModel:
     if unknown:
         raise ConfigError(f"model.encoders: unknown modality {unknown[0]!r}; expected one of "
                           f"{', '.join(sorted(info.modalities))}")
-    encoders = nn.ModuleDict({m: ENCODERS.get(encoder_name(cfg, m, shape))(shape, cfg.encoder_hidden, cfg.dropout)
+    encoders = nn.ModuleDict({m: ENCODERS.get(dataset_encoder(cfg, info, m))(shape, cfg.encoder_hidden, cfg.dropout)
                               for m, shape in sorted(info.modalities.items())})
     dims = {m: int(e.out_dim) for m, e in encoders.items()}
     fusion = FUSIONS.get(cfg.fusion)(dims, cfg.fusion_hidden, cfg.dropout)

@@ -27,3 +27,18 @@ def make_config(name: str = "joint", dataset: str = "pid-xor", epochs: int = 3, 
 @pytest.fixture
 def config_factory():
     return make_config
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own feature cache (tests never touch ~/.cache)."""
+    monkeypatch.setenv("INTERPLAY_CACHE", str(tmp_path / "interplay-cache"))
+
+
+def run_cli(args, capsys):
+    """Run ``interplay ARGS`` in-process: ``(exit code, stdout, stderr)``."""
+    from interplay.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -6,16 +6,10 @@ import sys
 
 import pytest
 
-from interplay.cli import main
+from .conftest import run_cli
 
 SMALL = ["--n-train", "200", "--n-test", "100", "--epochs", "1", "--set", "model.encoder_hidden=[16]",
          "--set", "model.fusion_hidden=[16]", "--quiet"]
-
-
-def run_cli(args, capsys):
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_train_contract(tmp_path, capsys):

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 import interplay.data.affect  # noqa: F401  (registers the loaders before interplay.data imports them)
-from interplay.cli import main
 from interplay.config import RunConfig
 from interplay.data.affect import AFFECT_TASKS, mosei, mosi, mustard, urfunny
 from interplay.engine import Trainer
 from interplay.errors import ConfigError, DataError
+
+from ..conftest import run_cli
 
 SIZES = {"train": 12, "valid": 6, "test": 6}
 T = 5
@@ -62,12 +63,6 @@ def write(path: Path, data) -> Path:
 def mosi_dir(tmp_path):
     write(tmp_path / "mosi" / "mosi_raw.pkl", affect_dict("mosi"))
     return tmp_path / "mosi"
-
-
-def run_cli(args, capsys):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 TINY = ["--epochs", "1", "--batch-size", "4", "--quiet", "--set", "model.encoder_hidden=[16]",

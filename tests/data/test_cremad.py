@@ -14,9 +14,10 @@ from PIL import Image  # noqa: E402
 from scipy.io import wavfile  # noqa: E402
 
 import interplay.models.vision  # noqa: E402,F401  (registers "cnn", "frames")
-from interplay.cli import main  # noqa: E402
 from interplay.data import cremad as cd  # noqa: E402
 from interplay.errors import DataError  # noqa: E402
+
+from ..conftest import run_cli as run
 
 RATE = 16000
 # small preprocessing so every test stays fast: (1, 65, 51) spectrograms, 2 frames of 16x16
@@ -50,20 +51,9 @@ def make_cremad(root: Path, train_actors=(1001, 1002), test_actors=(1003, 1004),
     return root
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("INTERPLAY_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture
 def root(tmp_path):
     return make_cremad(tmp_path / "CREMAD")
-
-
-def run(args, capsys):
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_shapes_labels_split_and_cache(root, tmp_path):
@@ -73,10 +63,10 @@ def test_shapes_labels_split_and_cache(root, tmp_path):
     assert s.train.inputs["audio"].dtype == torch.float32 and torch.isfinite(s.train.inputs["visual"]).all()
     assert sorted(s.test.target.tolist()) == sorted(list(range(6)) * 2)
     assert set(s.test.meta["actor"].tolist()) == {1003, 1004}
-    entries = list((tmp_path / "cache" / "cremad").glob("*.pt"))
+    entries = list((tmp_path / "interplay-cache" / "cremad").glob("*.pt"))
     assert len(entries) == 2  # train list and test list, decoded once
     again = cd.cremad(root=str(root), seed=0, **PREP)
-    assert list((tmp_path / "cache" / "cremad").glob("*.pt")) == entries
+    assert list((tmp_path / "interplay-cache" / "cremad").glob("*.pt")) == entries
     assert torch.equal(again.test.inputs["visual"], s.test.inputs["visual"])  # fixed evaluation frames
     assert torch.equal(again.train.inputs["audio"], s.train.inputs["audio"])
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 import interplay.data.features  # noqa: F401  (registers "features" before interplay.data imports it)
-from interplay.cli import main
 from interplay.config import RunConfig
 from interplay.data.features import feature_stats, features
 from interplay.engine import Trainer
 from interplay.errors import ConfigError, DataError
+
+from ..conftest import run_cli
 
 TINY = ["--epochs", "1", "--batch-size", "8", "--quiet", "--set", "model.encoder_hidden=[16]",
         "--set", "model.fusion_hidden=[16]"]
@@ -49,12 +50,6 @@ def write_pt(root: Path, splits: dict[str, dict[str, np.ndarray]]) -> Path:
 @pytest.fixture
 def npz_dir(tmp_path):
     return write_npz(tmp_path / "feats", {"train": arrays(30), "valid": arrays(9, 1), "test": arrays(12, 2)})
-
-
-def run_cli(args, capsys):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_npz_classification(npz_dir):

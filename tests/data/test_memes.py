@@ -13,9 +13,10 @@ pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
 import interplay.models.vision  # noqa: E402,F401  (registers "cnn")
-from interplay.cli import main  # noqa: E402
 from interplay.data import memes as hm  # noqa: E402
 from interplay.errors import DataError  # noqa: E402
+
+from ..conftest import run_cli as run
 
 WORDS = ["cat", "dog", "love", "hate", "sun", "rain", "happy", "people"]
 SIZES = {"train": 16, "dev_seen": 6, "test_seen": 8}
@@ -42,20 +43,9 @@ def make_memes(root: Path) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("INTERPLAY_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture
 def root(tmp_path):
     return make_memes(tmp_path / "hm")
-
-
-def run(args, capsys):
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_builtin_baseline_inputs(root):

@@ -99,3 +99,13 @@ def test_unimodal_uses_only_its_modality(setup):
     changed = dict(batch.inputs, x1=torch.randn_like(batch.inputs["x1"]))
     b = obj.predict(model, type(batch)(changed, batch.target, batch.index)).logits
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["ensemble", "multi_loss", "unimodal"])
+def test_methods_needing_unimodal_heads_say_so(name):
+    from interplay.errors import ConfigError
+
+    data = pid_xor(seed=0, n_train=20, n_test=10)
+    model = build_model(ModelConfig(encoder_hidden=[8], unimodal_heads=False), data.info)
+    with pytest.raises(ConfigError, match=f"method '{name}' needs unimodal heads"):
+        METHODS.get(name)().setup(model, data)

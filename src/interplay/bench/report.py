@@ -13,8 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write_text
 from ..errors import InterplayError
+from ..io import atomic_write_text
 from .grid import load_spec, plan
 from .runner import collect
 from .tables import fmt_mean_std, format_table, mean_std

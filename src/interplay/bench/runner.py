@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
-from ..io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
 from ..errors import InterplayError
+from ..io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
 from .grid import RunSpec, load_spec, plan
 
 LOWER_IS_BETTER = {"loss", "mae"}

@@ -102,6 +102,8 @@ class Objective(nn.Module):
         if data.info.task not in self.tasks:
             raise ConfigError(f"method {self.registry_name!r} supports {' and '.join(self.tasks)} data; dataset "
                               f"{data.info.name!r} is {data.info.task}")
+        if self.trains_unimodal_heads and model.unimodal_heads is None:
+            raise ConfigError(f"method {self.registry_name!r} needs unimodal heads; set model.unimodal_heads=true")
         self.info = data.info
 
     def stages(self, epochs: int) -> list[Stage]:
@@ -121,7 +123,8 @@ class Objective(nn.Module):
         uni = model.unimodal_logits(feats) if model.unimodal_heads is not None else None
         return Prediction(model.logits(feats), uni if self.trains_unimodal_heads else None)
 
-    #: whether the method trains the model's unimodal heads (their predictions are then meaningful)
+    #: whether the method trains the model's unimodal heads (their predictions are then meaningful; the model
+    #: must have them)
     trains_unimodal_heads: ClassVar[bool] = False
 
     def test_metrics(self, out: EvalOutput) -> dict[str, Any]:

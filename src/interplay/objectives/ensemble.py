@@ -6,8 +6,7 @@ from typing import Literal
 
 import torch
 
-from ..data import Batch, DataSplits
-from ..errors import ConfigError
+from ..data import Batch
 from ..models import MultimodalModel
 from .base import METHODS, Objective, ObjectiveOutput, Prediction, TrainState, mean_of_probabilities
 
@@ -26,11 +25,6 @@ class Ensemble(Objective):
     def __init__(self, combine: Literal["prob", "logit"] = "prob") -> None:
         super().__init__()
         self.combine = combine
-
-    def setup(self, model: MultimodalModel, data: DataSplits) -> None:
-        super().setup(model, data)
-        if model.unimodal_heads is None:
-            raise ConfigError("method ensemble needs unimodal heads; set model.unimodal_heads=true")
 
     def _combine(self, uni: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.combine == "logit" or (self.info is not None and self.info.task == "regression"):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..data import Batch, DataSplits
-from ..errors import ConfigError
+from ..data import Batch
 from ..models import MultimodalModel
 from .base import METHODS, Objective, ObjectiveOutput, TrainState
 
@@ -18,11 +17,6 @@ class MultiLoss(Objective):
     def __init__(self, w: float = 1.0) -> None:
         super().__init__()
         self.w = w
-
-    def setup(self, model: MultimodalModel, data: DataSplits) -> None:
-        super().setup(model, data)
-        if model.unimodal_heads is None:
-            raise ConfigError("method multi_loss needs unimodal heads; set model.unimodal_heads=true")
 
     def forward(self, model: MultimodalModel, batch: Batch, state: TrainState) -> ObjectiveOutput:
         feats = model.encode(batch.inputs)

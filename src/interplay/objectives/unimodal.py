@@ -19,6 +19,7 @@ class Unimodal(Objective):
     """
 
     description = "unimodal model: one named modality (method.modality) through its encoder and head"
+    trains_unimodal_heads = True
 
     def __init__(self, modality: str | None = None) -> None:
         super().__init__()
@@ -26,8 +27,6 @@ class Unimodal(Objective):
 
     def setup(self, model: MultimodalModel, data: DataSplits) -> None:
         super().setup(model, data)
-        if model.unimodal_heads is None:
-            raise ConfigError("method unimodal needs unimodal heads; set model.unimodal_heads=true")
         if self.modality is None:
             self.modality = model.modalities[0]
         if self.modality not in model.modalities:

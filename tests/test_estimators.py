@@ -1,0 +1,111 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from interplay.estimators import (
+    EstimatorSettings,
+    gaussian_entropy,
+    gaussian_entropy_closed_form,
+    information_report,
+    knn_entropy,
+    ksg_total_correlation,
+    ledoit_wolf_covariance,
+)
+
+
+def random_cov(d, seed, ridge=0.3):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(d, d))
+    return a @ a.T / d + ridge * np.eye(d)
+
+
+@pytest.fixture(scope="module")
+def two_view_gaussian():
+    """Two 3-d views of one correlated 6-d Gaussian: samples and the exact H1, H2, H12, I."""
+    cov = random_cov(6, 0)
+    x = np.random.default_rng(1).multivariate_normal(np.zeros(6), cov, size=3000)
+    h1, h2 = gaussian_entropy_closed_form(cov[:3, :3]), gaussian_entropy_closed_form(cov[3:, 3:])
+    h12 = gaussian_entropy_closed_form(cov)
+    return x, {"h1": h1, "h2": h2, "h12": h12, "i": h1 + h2 - h12}
+
+
+def test_closed_form_reference():
+    # N(0, s^2 I_d): d/2 log(2 pi e s^2)
+    assert gaussian_entropy_closed_form(4.0 * np.eye(3)) == pytest.approx(1.5 * math.log(2 * math.pi * math.e * 4))
+
+
+def test_gaussian_backend_matches_closed_form(two_view_gaussian):
+    x, ref = two_view_gaussian
+    rep = information_report({"a": x[:, :3], "b": x[:, 3:]},
+                             EstimatorSettings(backend="gaussian", shrinkage=0.0, standardize=False))
+    assert rep.H["a"] == pytest.approx(ref["h1"], abs=0.05)
+    assert rep.H["b"] == pytest.approx(ref["h2"], abs=0.05)
+    assert rep.H_joint == pytest.approx(ref["h12"], abs=0.08)
+    assert rep.I == pytest.approx(ref["i"], abs=0.03)
+    assert rep.valid and rep.settings["backend"] == "gaussian" and rep.n_samples == 3000
+    # Ledoit-Wolf (default) shrinks a little: still close, and I stays non-negative
+    lw = information_report({"a": x[:, :3], "b": x[:, 3:]}, EstimatorSettings(standardize=False))
+    assert lw.I == pytest.approx(ref["i"], abs=0.08) and lw.I >= 0
+    assert 0 <= lw.extra["shrinkage_used"] < 0.1
+
+
+def test_knn_backend_matches_closed_form(two_view_gaussian):
+    x, ref = two_view_gaussian
+    assert knn_entropy(x[:, :3], k=3) == pytest.approx(ref["h1"], abs=0.1)
+    assert ksg_total_correlation([x[:, :3], x[:, 3:]], k=3) == pytest.approx(ref["i"], abs=0.1)
+    rep = information_report({"a": x[:, :3], "b": x[:, 3:]}, EstimatorSettings(backend="knn", standardize=False))
+    assert rep.H_joint == pytest.approx(ref["h12"], abs=0.25)
+    assert rep.settings["k"] == 3
+
+
+def test_ksg_independent_and_three_views():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(2000, 2)), rng.normal(size=(2000, 2))
+    assert abs(ksg_total_correlation([a, b])) < 0.05
+    # three views of a 3-d Gaussian: total correlation = sum H_i - H_joint
+    cov = random_cov(3, 3, ridge=0.5)
+    x = rng.multivariate_normal(np.zeros(3), cov, size=3000)
+    tc = sum(gaussian_entropy_closed_form(cov[i:i + 1, i:i + 1]) for i in range(3)) - gaussian_entropy_closed_form(cov)
+    assert ksg_total_correlation([x[:, :1], x[:, 1:2], x[:, 2:]]) == pytest.approx(tc, abs=0.06)
+    rep = information_report({"a": x[:, :1], "b": x[:, 1:2], "c": x[:, 2:]}, EstimatorSettings(shrinkage=0.0))
+    assert rep.I == pytest.approx(tc, abs=0.03) and set(rep.H) == {"a", "b", "c"}
+
+
+def test_ledoit_wolf_matches_scikit_learn():
+    sk = pytest.importorskip("sklearn.covariance")
+    x = np.random.default_rng(4).normal(size=(50, 20)) @ np.diag(np.linspace(0.5, 2, 20))
+    cov, shrink = ledoit_wolf_covariance(x)
+    ref_cov, ref_shrink = sk.ledoit_wolf(x)
+    assert shrink == pytest.approx(ref_shrink) and np.allclose(cov, ref_cov)
+
+
+def test_standardisation_subsampling_and_tensors():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(500, 4))
+    scaled = x * np.array([1e3, 1.0, 1e-3, 5.0])
+    const = np.concatenate([x[:, :2], np.ones((500, 1))], 1)
+    rep = information_report({"a": torch.as_tensor(scaled), "b": const}, EstimatorSettings(max_samples=300))
+    rep_raw = information_report({"a": x, "b": x[:, :2]}, EstimatorSettings(max_samples=300))
+    assert rep.n_samples == 300 and rep.dropped_constant == {"a": 0, "b": 1} and rep.dims == {"a": 4, "b": 2}
+    # standardised: invariant to per-feature scale
+    assert rep.H["a"] == pytest.approx(rep_raw.H["a"], abs=1e-6)
+    assert gaussian_entropy(x, shrinkage=0.0) == pytest.approx(
+        0.5 * math.log(np.linalg.det(2 * math.pi * math.e * np.cov(x.T, bias=True))))
+
+
+def test_degenerate_data_is_flagged_invalid():
+    rng = np.random.default_rng(6)
+    # repeated values: zero neighbour distances, so the kNN entropy is hugely negative
+    discrete = rng.integers(0, 2, size=(400, 3)).astype(float)
+    rep = information_report({"a": discrete, "b": discrete[:, ::-1] + rng.integers(0, 2, size=(400, 3))},
+                             EstimatorSettings(backend="knn"))
+    assert not rep.valid
+    # nearly collinear features: the Gaussian entropy of the standardised data is negative too
+    z = rng.normal(size=(400, 1))
+    tight = z + 1e-4 * rng.normal(size=(400, 8))
+    rep = information_report({"a": tight, "b": tight + 1e-4 * rng.normal(size=(400, 8))},
+                             EstimatorSettings(shrinkage=0.0))
+    assert rep.H_joint < 0 and not rep.valid
+    assert rep.to_dict()["valid"] is False

@@ -3,6 +3,7 @@
     interplay train   --data NAME [--mix k=v,...] --method NAME [--epochs N] [--seed S] [--set key=value ...] --out DIR
     interplay bench   FILE.yaml --out DIR [--seeds N] [--jobs J]
     interplay report  DIR
+    interplay pid     --pmf FILE.npy | --data NAME [--mix ...] --estimator cluster|lsmi [--out DIR]
     interplay methods
     interplay data list
 
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"interplay {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
+    from .pid import command as pid_command
+
+    pid_command.add_parser(sub)
     sub.add_parser("methods", help="list the registered methods")
     data = sub.add_parser("data", help="datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
@@ -195,6 +199,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_pid(args: argparse.Namespace) -> int:
+    from .pid import command as pid_command
+
+    return pid_command.run(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .bench.report import make_report
 
@@ -203,7 +213,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "methods": cmd_methods, "data": cmd_data, "bench": cmd_bench,
-            "report": cmd_report}
+            "report": cmd_report, "pid": cmd_pid}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

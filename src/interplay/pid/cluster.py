@@ -1,0 +1,527 @@
+r"""Dataset-level PID of continuous features: the ``cluster`` estimator.
+
+Liang et al. (NeurIPS 2023, the "CVX" estimator): discretise each modality with k-means, count the
+joint occurrences of (cluster of x1, cluster of x2, label) into the empirical pmf
+``P_hat[c1, c2, y] = n(c1, c2, y) / N`` (shape ``(K1, K2, |Y|)``) and solve its exact BROJA PID
+(:func:`interplay.pid.broja`, bits).
+
+Plug-in bias. ``P_hat`` has ``K1 K2 |Y|`` cells; with ``N`` samples the plug-in mutual informations
+are biased upwards by about ``(cells - 1) / (2 N ln 2)`` bits, and that bias lands mostly in the
+synergy: with X1, X2, Y independent, K = 20, |Y| = 2 and N = 3000 the plug-in S is about 0.1 bits.
+This module therefore reports, next to the plug-in values:
+
+* **Null 1, label shuffle** (``permutations`` draws): permute ``y`` against ``(c1, c2)``. Every atom
+  is 0 in truth, so the mean of atom ``a`` over the draws, ``b_a``, estimates its plug-in bias at
+  this ``(K1, K2, |Y|, N)`` and the fraction of draws at or above the observed value is a p-value.
+  The **corrected** value is ``a_hat - b_a`` (not clipped; a negative value means "not
+  distinguishable from zero"). This is the shuffle correction of Panzeri et al.; it removes the bias
+  of an information-free table, which is a good approximation when the signal is weak and an
+  overcorrection of at most ``b_a`` when the table is far from independent.
+* **Null 2, conditional shuffle** (same number of draws): permute ``c2`` among the samples with the
+  same ``y``. This keeps the pair tables ``n(c1, y)`` and ``n(c2, y)`` exactly, hence ``Delta_P``,
+  ``I* = min_Q I_Q`` and R, U1, U2, and makes ``X1`` and ``X2`` conditionally independent given ``Y``.
+  Only ``S = I_P(X1, X2; Y) - I*`` changes, so it needs no solve: ``S_null = I_shuffled(X1,X2;Y) - I*``.
+  It is the null for "synergy beyond what the pair tables imply under conditional independence",
+  reported as ``p_synergy_conditional``.
+* **Bootstrap** (``bootstrap`` draws): resample the ``N`` (c1, c2, y) triples with replacement
+  (clusters fixed) and solve each table. With ``a*`` the draws, ``m`` their mean and ``q_p`` their
+  quantiles, the interval for atom ``a`` is the basic (reverse percentile) interval placed around the
+  corrected value: ``[a_corr - (q_{1-alpha/2} - m), a_corr + (m - q_{alpha/2})]``. The bootstrap's own
+  upward bias (``m - a_hat``) is not subtracted a second time; the interval expresses sampling
+  variability only, not the uncertainty of the bias estimate. The bootstrap standard deviation is
+  reported too.
+
+All tables of a null or bootstrap are solved together by :func:`interplay.pid.broja_batch` in chunks.
+
+Choosing K. Ask for cells that are populated: ``K^2 |Y| <= N / min_per_cell`` (default 10 samples per
+cell on average), i.e. ``K_auto = floor(sqrt(N / (10 |Y|)))`` clipped to ``[2, 20]``. A requested K
+beyond that is used but raises a :class:`UserWarning` (also stored in ``result.warnings``).
+
+Inputs: two ``(N, d_m)`` arrays (features, standardised raw inputs, or a model's embeddings; higher
+rank inputs are flattened) and ``(N,)`` integer labels, or a dataset split via
+:func:`cluster_pid_dataset`. With more than two modalities name the pair to analyse
+(``modalities=("x1", "x3")``); the pairwise PID of a pair is not a decomposition of the information of
+all modalities, and none is attempted here.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data.dataset import MultimodalDataset
+from ..errors import ConfigError, DataError
+from .solver import PIDResult, broja, broja_batch
+
+__all__ = [
+    "ATOMS",
+    "ClusterPIDResult",
+    "KMeansResult",
+    "auto_k",
+    "cluster_pid",
+    "cluster_pid_dataset",
+    "embeddings_from",
+    "empirical_pmf",
+    "kmeans",
+]
+
+ATOMS: tuple[str, ...] = ("redundancy", "unique1", "unique2", "synergy")
+_INFO = ("i_x1_y", "i_x2_y", "i_x1x2_y")
+_LN2 = math.log(2.0)
+
+
+# ---------------------------------------------------------------------------------------------- k-means
+@dataclass
+class KMeansResult:
+    """k-means of ``(N, d)`` points: ``labels`` ``(N,)`` int64 in ``[0, k)``, ``centers`` ``(k, d)``,
+    ``inertia`` (sum of squared distances to the assigned centre), Lloyd ``iterations`` of the best start."""
+
+    labels: np.ndarray
+    centers: np.ndarray
+    inertia: float
+    iterations: int
+
+
+def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding: each new centre drawn with probability proportional to ``D(x)^2``."""
+    n = x.shape[0]
+    centers = [x[int(torch.randint(n, (1,), generator=gen))]]
+    d2 = ((x - centers[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        total = float(d2.sum())
+        idx = int(torch.multinomial(d2 / total, 1, generator=gen)) if total > 0 else int(
+            torch.randint(n, (1,), generator=gen))
+        centers.append(x[idx])
+        d2 = torch.minimum(d2, ((x - x[idx]) ** 2).sum(1))
+    return torch.stack(centers)
+
+
+def kmeans(x: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_init: int = 4, max_iter: int = 100,
+           tol: float = 1e-6) -> KMeansResult:
+    r"""Lloyd's k-means with k-means++ seeding (torch, float64), best of ``n_init`` starts.
+
+    Minimises ``sum_n ||x_n - c_{a(n)}||^2`` over centres ``c`` ``(k, d)`` and assignments ``a``. Each
+    Lloyd step assigns every point to its nearest centre and moves each centre to the mean of its
+    points; an emptied cluster is re-seeded at the point farthest from its centre. Stops when the
+    relative decrease of the inertia is below ``tol``. Deterministic for a given ``seed``.
+
+    Args:
+        x: ``(N, d)`` points (``(N, ...)`` is flattened).
+        k: number of clusters, ``1 <= k <= N``.
+    """
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x.detach().cpu())
+    t = t.reshape(t.shape[0], -1).to(torch.float64)
+    n = t.shape[0]
+    if not 1 <= k <= n:
+        raise ConfigError(f"k-means: k must lie in [1, N={n}], got {k}")
+    gen = torch.Generator().manual_seed(int(seed))
+    best: KMeansResult | None = None
+    for _ in range(max(1, n_init)):
+        c = _kmeans_pp(t, k, gen)
+        prev = math.inf
+        it = 0
+        for it in range(1, max_iter + 1):  # noqa: B007 - iteration count is reported
+            d2 = torch.cdist(t, c).pow(2)
+            dmin, a = d2.min(1)
+            inertia = float(dmin.sum())
+            counts = torch.bincount(a, minlength=k)
+            sums = torch.zeros_like(c).index_add_(0, a, t)
+            c = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], c)
+            for empty in torch.nonzero(counts == 0).flatten().tolist():  # re-seed empty clusters
+                far = int(dmin.argmax())
+                c[empty] = t[far]
+                dmin[far] = 0.0
+            if math.isfinite(prev) and prev - inertia <= tol * prev and not bool((counts == 0).any()):
+                break
+            prev = inertia
+        d2 = torch.cdist(t, c).pow(2)
+        dmin, a = d2.min(1)
+        res = KMeansResult(labels=a.numpy().astype(np.int64), centers=c.numpy(), inertia=float(dmin.sum()),
+                           iterations=it)
+        if best is None or res.inertia < best.inertia:
+            best = res
+    assert best is not None
+    return best
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def auto_k(n: int, num_classes: int, *, min_per_cell: float = 10.0, k_min: int = 2, k_max: int = 20) -> int:
+    """Clusters per modality so that ``K^2 |Y| <= N / min_per_cell``: ``floor(sqrt(N / (min_per_cell |Y|)))``
+    clipped to ``[k_min, k_max]``."""
+    k = int(math.floor(math.sqrt(n / (min_per_cell * max(num_classes, 1)))))
+    return int(min(max(k, k_min), k_max))
+
+
+def empirical_pmf(c1: np.ndarray, c2: np.ndarray, y: np.ndarray, shape: tuple[int, int, int],
+                  weights: np.ndarray | None = None) -> np.ndarray:
+    """``P_hat[c1, c2, y]``: normalised counts of the triples (optionally weighted), shape ``shape``."""
+    flat = (c1 * shape[1] + c2) * shape[2] + y
+    counts = np.bincount(flat, weights=weights, minlength=shape[0] * shape[1] * shape[2]).astype(np.float64)
+    return (counts / counts.sum()).reshape(shape)
+
+
+def _mi12_bits(P: np.ndarray) -> np.ndarray:
+    """``I(X1, X2; Y) = H(X1, X2) + H(Y) - H(X1, X2, Y)`` in bits of a batch ``P (B, K1, K2, Y)``."""
+    def h(p: np.ndarray) -> np.ndarray:
+        flat = p.reshape(p.shape[0], -1)
+        return -np.where(flat > 0, flat * np.log(np.where(flat > 0, flat, 1.0)), 0.0).sum(1)
+
+    return (h(P.sum(3)) + h(P.sum((1, 2))) - h(P)) / _LN2
+
+
+def _as_2d(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim < 1:
+        raise DataError(f"{name}: expected an (N, d) array, got a scalar")
+    a = a.reshape(a.shape[0], -1)
+    if not np.isfinite(a).all():
+        raise DataError(f"{name}: contains NaN or inf")
+    return a
+
+
+def _prepare(x: np.ndarray, standardize: bool, pca_dim: int | None) -> np.ndarray:
+    """Optionally z-score each column (constant columns dropped) and project on the top ``pca_dim`` PCs."""
+    if standardize:
+        std = x.std(0)
+        keep = std > 1e-12
+        x = (x[:, keep] - x[:, keep].mean(0)) / std[keep]
+    if pca_dim is not None and pca_dim < x.shape[1]:
+        xc = x - x.mean(0)
+        _, _, vt = np.linalg.svd(xc, full_matrices=False)
+        x = xc @ vt[:pca_dim].T
+    return x
+
+
+def _solve_chunks(P: np.ndarray, chunk: int, bar: Any) -> dict[str, np.ndarray]:
+    """Solve a stack of pmfs ``(B, K1, K2, Y)`` with :func:`broja_batch` ``chunk`` at a time."""
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (*ATOMS, *_INFO, "gap")}
+    for start in range(0, P.shape[0], chunk):
+        r = broja_batch(P[start:start + chunk])
+        for key in out:
+            out[key].append(np.asarray(getattr(r, key), dtype=np.float64))
+        bar.update(min(chunk, P.shape[0] - start))
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------------------------- result
+@dataclass
+class ClusterPIDResult:
+    """Output of :func:`cluster_pid` (all information values in bits).
+
+    Attributes:
+        plugin: :class:`PIDResult` of the empirical pmf ``P_hat`` (shape ``(K1, K2, |Y|)`` in ``plugin.q``'s shape).
+        pmf: ``P_hat`` itself.
+        corrected: atom -> plug-in minus the label-shuffle null mean (may be negative).
+        null_mean, null_std: atom (and ``i_x1_y``, ``i_x2_y``, ``i_x1x2_y``) -> mean / std over the
+            label-shuffle draws.
+        p_value: atom -> fraction of label-shuffle draws (plus one) at or above the plug-in value,
+            ``(1 + #{null >= obs}) / (1 + n)``.
+        synergy_conditional_null_mean, p_synergy_conditional: the conditional-shuffle null of S.
+        ci_low, ci_high: atom -> ends of the bootstrap interval around the corrected value.
+        boot_std: atom -> bootstrap standard deviation.
+        labels1, labels2: ``(N,)`` cluster index of every sample per modality.
+        settings: everything needed to reproduce the numbers (k per modality, N, |Y|, seeds, draws,
+            k-means inertia and iterations, fraction of occupied cells, ...).
+        warnings: human-readable warnings (e.g. K too large for N).
+        null_draws, conditional_null_draws, boot_draws: the raw draws, atom -> ``(n,)`` arrays.
+    """
+
+    plugin: PIDResult
+    pmf: np.ndarray
+    corrected: dict[str, float]
+    null_mean: dict[str, float]
+    null_std: dict[str, float]
+    p_value: dict[str, float]
+    synergy_conditional_null_mean: float
+    p_synergy_conditional: float
+    ci_low: dict[str, float]
+    ci_high: dict[str, float]
+    boot_std: dict[str, float]
+    labels1: np.ndarray
+    labels2: np.ndarray
+    settings: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    null_draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    conditional_null_draws: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    boot_draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly dict: plug-in, null, corrected values, intervals, p-values, settings, warnings."""
+        atoms = {}
+        for a in ATOMS:
+            atoms[a] = {"plugin": getattr(self.plugin, a), "null_mean": self.null_mean.get(a),
+                        "null_std": self.null_std.get(a), "corrected": self.corrected[a],
+                        "ci_low": self.ci_low.get(a), "ci_high": self.ci_high.get(a),
+                        "boot_std": self.boot_std.get(a), "p_value": self.p_value.get(a)}
+        info = {k: {"plugin": getattr(self.plugin, k), "null_mean": self.null_mean.get(k),
+                    "corrected": getattr(self.plugin, k) - self.null_mean.get(k, 0.0)} for k in _INFO}
+        return {"units": "bits", "atoms": atoms, "information": info,
+                "synergy_conditional_null_mean": self.synergy_conditional_null_mean,
+                "p_synergy_conditional": self.p_synergy_conditional,
+                "solver": {"gap": self.plugin.gap, "converged": self.plugin.converged},
+                "settings": self.settings, "warnings": list(self.warnings)}
+
+    def rows(self, truth: Mapping[str, float] | None = None, digits: int = 3) -> tuple[list[str], list[list[str]]]:
+        """Headers and rows of the dataset-level table (for :func:`interplay.bench.tables.format_table`);
+        ``truth`` (atom -> bits) adds a ground-truth column."""
+        level = self.settings.get("ci_level", 0.95)
+
+        def f(v: float | None) -> str:
+            return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+        headers = ["atom", "plug-in", "null mean", "corrected", f"{round(100 * level)}% interval", "p"]
+        if truth is not None:
+            headers.append("truth (latent)")
+        rows = []
+        names = {"redundancy": "R", "unique1": "U1", "unique2": "U2", "synergy": "S"}
+        for a in ATOMS:
+            lo, hi = self.ci_low.get(a), self.ci_high.get(a)
+            interval = "-" if lo is None or hi is None else f"[{f(lo)}, {f(hi)}]"
+            p = self.p_value.get(a)
+            row = [f"{names[a]} ({a})", f(getattr(self.plugin, a)), f(self.null_mean.get(a)), f(self.corrected[a]),
+                   interval, "-" if p is None else f"{p:.3f}"]
+            if truth is not None:
+                row.append(f(truth.get(a)))
+            rows.append(row)
+        for k, label in zip(_INFO, ("I(X1;Y)", "I(X2;Y)", "I(X1,X2;Y)")):
+            plug = getattr(self.plugin, k)
+            null = self.null_mean.get(k)
+            row = [label, f(plug), f(null), f(plug - null if null is not None else None), "-", "-"]
+            if truth is not None:
+                row.append(f(truth.get(k)))
+            rows.append(row)
+        return headers, rows
+
+
+# ---------------------------------------------------------------------------------------------- estimator
+def cluster_pid(x1: Any, x2: Any, y: Any, *, k: int | tuple[int, int] | None = None, num_classes: int | None = None,
+                permutations: int = 100, bootstrap: int = 100, seed: int = 0, standardize: bool = True,
+                pca_dim: int | None = None, n_init: int = 4, min_per_cell: float = 10.0, ci_level: float = 0.95,
+                chunk: int = 50, quiet: bool = True) -> ClusterPIDResult:
+    r"""Dataset-level PID of two continuous modalities by k-means discretisation and exact BROJA PID.
+
+    Args:
+        x1, x2: ``(N, d1)`` and ``(N, d2)`` features or embeddings (numpy or torch; ``(N, ...)`` is flattened).
+        y: ``(N,)`` integer class labels in ``[0, num_classes)``.
+        k: clusters per modality (one int for both, or ``(k1, k2)``); ``None``: :func:`auto_k`.
+        num_classes: ``|Y|`` (default ``max(y) + 1``).
+        permutations: draws of each permutation null (0 disables both nulls and the correction).
+        bootstrap: bootstrap draws (0 disables the intervals).
+        seed: seeds k-means (``seed``, ``seed + 1`` for the two modalities) and the resampling (``seed + 2``).
+        standardize: z-score every feature before k-means (recommended for raw inputs and embeddings alike).
+        pca_dim: optionally project each modality on its top ``pca_dim`` principal components first.
+        n_init: k-means restarts.
+        min_per_cell: the average samples per cell ``N / (K1 K2 |Y|)`` below which a warning is raised
+            (and the target of :func:`auto_k`).
+        ci_level: coverage of the bootstrap interval.
+        chunk: pmfs per :func:`broja_batch` call.
+        quiet: no progress bar.
+
+    Returns:
+        :class:`ClusterPIDResult`.
+
+    Raises:
+        DataError: mismatched lengths, NaN/inf, bad labels, fewer than 2 samples.
+        ConfigError: invalid ``k``, ``permutations``, ``bootstrap``, ``ci_level``.
+    """
+    a1, a2 = _as_2d(x1, "x1"), _as_2d(x2, "x2")
+    yy = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
+    if yy.ndim != 1 or not (len(yy) == len(a1) == len(a2)):
+        raise DataError(f"cluster PID: x1, x2 and y need the same number of samples, got {len(a1)}, {len(a2)}, "
+                        f"{len(yy)} (y must be 1-D)")
+    n = len(yy)
+    if n < 2:
+        raise DataError(f"cluster PID: need at least 2 samples, got {n}")
+    if yy.dtype.kind == "f":
+        if not np.all(np.isfinite(yy)) or not np.all(yy == np.round(yy)):
+            raise DataError("cluster PID: y must hold integer class labels (regression targets are not supported)")
+    elif yy.dtype.kind not in "iub":
+        raise DataError(f"cluster PID: y must hold integer class labels, got dtype {yy.dtype}")
+    yy = yy.astype(np.int64)
+    if yy.min() < 0:
+        raise DataError(f"cluster PID: labels must be >= 0, found {int(yy.min())}")
+    ny = int(yy.max()) + 1 if num_classes is None else int(num_classes)
+    if yy.max() >= ny:
+        raise DataError(f"cluster PID: labels must lie in [0, {ny}), found {int(yy.max())}")
+    if permutations < 0 or bootstrap < 0:
+        raise ConfigError(f"cluster PID: permutations and bootstrap must be >= 0, got {permutations}, {bootstrap}")
+    if not 0 < ci_level < 1:
+        raise ConfigError(f"cluster PID: ci_level must lie in (0, 1), got {ci_level}")
+    if pca_dim is not None and pca_dim < 1:
+        raise ConfigError(f"cluster PID: pca_dim must be a positive integer, got {pca_dim}")
+
+    warns: list[str] = []
+    k_auto = auto_k(n, ny, min_per_cell=min_per_cell)
+    if k is None:
+        k1 = k2 = k_auto
+    else:
+        k1, k2 = (k, k) if isinstance(k, (int, np.integer)) else (int(k[0]), int(k[1]))
+        for kk in (k1, k2):
+            if isinstance(kk, bool) or kk < 1 or kk > n:
+                raise ConfigError(f"cluster PID: k must lie in [1, N={n}], got {kk}")
+    cells = k1 * k2 * ny
+    if n / cells < min_per_cell:
+        msg = (f"K1*K2*|Y| = {k1}*{k2}*{ny} = {cells} cells for N = {n} samples ({n / cells:.1f} per cell, "
+               f"fewer than {min_per_cell:g}): the plug-in PID is strongly biased (mostly into synergy); "
+               f"use k <= {k_auto} or more samples")
+        warns.append(msg)
+        warnings.warn(msg, UserWarning, stacklevel=2)
+
+    p1 = _prepare(a1, standardize, pca_dim)
+    p2 = _prepare(a2, standardize, pca_dim)
+    km1 = kmeans(p1, k1, seed=seed, n_init=n_init)
+    km2 = kmeans(p2, k2, seed=seed + 1, n_init=n_init)
+    c1, c2 = km1.labels, km2.labels
+    shape = (k1, k2, ny)
+    pmf = empirical_pmf(c1, c2, yy, shape)
+    plugin = broja(pmf)
+
+    rng = np.random.default_rng(seed + 2)
+    total = permutations + bootstrap
+    bar = tqdm(total=total, desc="cluster PID (null + bootstrap)", unit="pmf", disable=quiet or total == 0,
+               leave=False)
+    null: dict[str, np.ndarray] = {}
+    cond = np.zeros(0)
+    if permutations:
+        shuffled = np.stack([empirical_pmf(c1, c2, rng.permutation(yy), shape) for _ in range(permutations)])
+        null = _solve_chunks(shuffled, chunk, bar)
+        # conditional null: permute c2 within each class; R, U1, U2 and I* are unchanged
+        by_class = [np.flatnonzero(yy == c) for c in range(ny)]
+        cond_pmfs = []
+        for _ in range(permutations):
+            c2s = c2.copy()
+            for idx in by_class:
+                c2s[idx] = c2[rng.permutation(idx)]
+            cond_pmfs.append(empirical_pmf(c1, c2s, yy, shape))
+        i_star = plugin.i_x1x2_y - plugin.synergy
+        cond = np.maximum(_mi12_bits(np.stack(cond_pmfs)) - i_star, 0.0)
+    boot: dict[str, np.ndarray] = {}
+    if bootstrap:
+        boots = np.stack([empirical_pmf(c1, c2, yy, shape, weights=np.bincount(rng.integers(0, n, n), minlength=n)
+                                        .astype(np.float64)) for _ in range(bootstrap)])
+        boot = _solve_chunks(boots, chunk, bar)
+    bar.close()
+
+    keys = (*ATOMS, *_INFO)
+    null_mean = {a: float(null[a].mean()) for a in keys} if permutations else {}
+    null_std = {a: float(null[a].std(ddof=1)) if permutations > 1 else 0.0 for a in keys} if permutations else {}
+    p_value = {a: float((1 + np.sum(null[a] >= getattr(plugin, a) - 1e-12)) / (1 + permutations))
+               for a in ATOMS} if permutations else {}
+    corrected = {a: getattr(plugin, a) - null_mean.get(a, 0.0) for a in ATOMS}
+    alpha = 1.0 - ci_level
+    ci_low: dict[str, float] = {}
+    ci_high: dict[str, float] = {}
+    boot_std: dict[str, float] = {}
+    if bootstrap:
+        for a in ATOMS:
+            lo_q, hi_q = np.quantile(boot[a], [alpha / 2, 1 - alpha / 2])
+            centre = float(boot[a].mean())
+            ci_low[a] = float(corrected[a] - (hi_q - centre))
+            ci_high[a] = float(corrected[a] + (centre - lo_q))
+            boot_std[a] = float(boot[a].std(ddof=1)) if bootstrap > 1 else 0.0
+    cond_mean = float(cond.mean()) if permutations else math.nan
+    p_cond = float((1 + np.sum(cond >= plugin.synergy - 1e-12)) / (1 + permutations)) if permutations else math.nan
+
+    settings = {
+        "estimator": "cluster", "n": n, "num_classes": ny, "k1": k1, "k2": k2, "k_auto": k_auto,
+        "k_chosen": "auto" if k is None else "user", "cells": cells, "samples_per_cell": n / cells,
+        "occupied_cells": int((pmf > 0).sum()), "min_per_cell": min_per_cell,
+        "permutations": permutations, "bootstrap": bootstrap, "ci_level": ci_level,
+        "seed": seed, "kmeans_seeds": [seed, seed + 1], "resampling_seed": seed + 2,
+        "kmeans": {"n_init": n_init, "init": "k-means++", "iterations": [km1.iterations, km2.iterations],
+                   "inertia": [km1.inertia, km2.inertia]},
+        "standardize": standardize, "pca_dim": pca_dim, "dims": [int(a1.shape[1]), int(a2.shape[1])],
+        "bias_correction": "plug-in minus label-shuffle null mean",
+        "interval": "basic bootstrap (clusters fixed) around the corrected value",
+    }
+    return ClusterPIDResult(plugin=plugin, pmf=pmf, corrected=corrected, null_mean=null_mean, null_std=null_std,
+                            p_value=p_value, synergy_conditional_null_mean=cond_mean, p_synergy_conditional=p_cond,
+                            ci_low=ci_low, ci_high=ci_high, boot_std=boot_std, labels1=c1, labels2=c2,
+                            settings=settings, warnings=warns, null_draws=null, conditional_null_draws=cond,
+                            boot_draws=boot)
+
+
+def _pick_pair(modalities: Sequence[str], pair: Sequence[str] | None, where: str) -> tuple[str, str]:
+    if pair is None:
+        if len(modalities) != 2:
+            raise DataError(f"{where}: has {len(modalities)} modalities {list(modalities)}; the PID estimators take "
+                            f"two: name the pair to analyse (e.g. modalities=({modalities[0]!r}, {modalities[1]!r}), "
+                            f"CLI --pair {modalities[0]},{modalities[1]})")
+        return modalities[0], modalities[1]
+    pair = list(pair)
+    if len(pair) != 2 or pair[0] == pair[1]:
+        raise ConfigError(f"{where}: a pair of two different modalities is needed, got {pair}")
+    missing = [m for m in pair if m not in modalities]
+    if missing:
+        raise DataError(f"{where}: no modality {missing[0]!r}; available: {', '.join(modalities)}")
+    return pair[0], pair[1]
+
+
+def cluster_pid_dataset(dataset: MultimodalDataset | Sequence[MultimodalDataset], *,
+                        modalities: Sequence[str] | None = None,
+                        embeddings: Mapping[str, Any] | None = None, **kwargs: Any) -> ClusterPIDResult:
+    """:func:`cluster_pid` on a dataset split (or several splits, concatenated).
+
+    Args:
+        dataset: a :class:`MultimodalDataset` (e.g. ``splits.test``) or a sequence of them.
+        modalities: the two modality names to analyse (required when there are more than two).
+        embeddings: optional modality -> ``(N, d)`` arrays replacing the raw inputs (e.g. from
+            :func:`embeddings_from`); the labels still come from ``dataset``.
+        **kwargs: passed to :func:`cluster_pid`.
+    """
+    parts = [dataset] if isinstance(dataset, MultimodalDataset) else list(dataset)
+    if not parts:
+        raise DataError("cluster PID: no dataset given")
+    where = parts[0].name
+    m1, m2 = _pick_pair(parts[0].modalities, modalities, where)
+    y = torch.cat([p.target for p in parts])
+    if y.is_floating_point():
+        raise DataError(f"{where}: the cluster PID needs class labels; this dataset has a regression target")
+    if embeddings is not None:
+        x1, x2 = embeddings[m1], embeddings[m2]
+    else:
+        x1 = torch.cat([p.inputs[m1].reshape(len(p), -1) for p in parts])
+        x2 = torch.cat([p.inputs[m2].reshape(len(p), -1) for p in parts])
+    result = cluster_pid(x1, x2, y, **kwargs)
+    result.settings["modalities"] = [m1, m2]
+    result.settings["input"] = "embeddings" if embeddings is not None else "features"
+    result.settings["splits"] = [p.name for p in parts]
+    return result
+
+
+@torch.no_grad()
+def embeddings_from(model: torch.nn.Module, dataset: MultimodalDataset, *, batch_size: int = 512,
+                    device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """Encoder outputs ``{m: (N, d_m)}`` (CPU float32) of a trained model on every sample of ``dataset``.
+
+    Uses ``model.encode(inputs)`` (a :class:`interplay.models.MultimodalModel`, e.g. ``Trainer(...).fit()``'s
+    ``trainer.model``) in eval mode, without gradients; the model's train/eval mode is restored afterwards.
+    """
+    if not hasattr(model, "encode"):
+        raise ConfigError(f"embeddings_from: the model ({type(model).__name__}) has no encode(inputs) method")
+    if device is None:
+        try:
+            device = next(model.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    out: dict[str, list[torch.Tensor]] = {}
+    try:
+        for idx in dataset.index_batches(batch_size):
+            inputs = {m: v[idx].to(device) for m, v in dataset.inputs.items()}
+            feats = model.encode(inputs)
+            for m, f in feats.items():
+                out.setdefault(m, []).append(f.reshape(f.shape[0], -1).float().cpu())
+    finally:
+        model.train(was_training)
+    return {m: torch.cat(v) for m, v in out.items()}

@@ -120,6 +120,8 @@ def _table(sel: list[dict[str, Any]]) -> list[str]:
                                              for r in sel)]
     groups = sorted({k[len(GROUPS_PREFIX):-len(".accuracy")] for r in sel for k in r
                      if k.startswith(GROUPS_PREFIX) and k.endswith(".accuracy")})
+    if len(groups) > 4:  # many modalities: keep the synergy subset and the all-right group
+        groups = [g for g in groups if g in ("none_right", "all_right")]
     headers = ["method", "chosen (per seed)", "val " + main[0].split(".")[1], *[m.split(".")[1] for m in main],
                *inter, *[f"{g} (uni. groups)" for g in groups], "train s"]
     body = []

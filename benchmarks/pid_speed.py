@@ -16,7 +16,6 @@ optional (``pip install -e ".[reference]"``); missing ones are skipped.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -33,23 +32,7 @@ import torch  # noqa: E402
 
 from interplay.data.pmfs import random_pmf  # noqa: E402
 from interplay.pid import broja, broja_batch  # noqa: E402
-
-
-def cvxpy_i_min(P: np.ndarray) -> float:
-    """``min_Q I_Q(X1, X2; Y)`` in bits: ``sum_y rel_entr(Q_y, p(y) sum_y' Q_y')`` by CVXPY/Clarabel."""
-    import cvxpy as cp
-
-    A, C, Y = P.shape
-    py, p1, p2 = P.sum((0, 1)), P.sum(1), P.sum(0)
-    qs = [cp.Variable((A, C), nonneg=True) for _ in range(Y)]
-    cons = []
-    for y in range(Y):
-        cons += [cp.sum(qs[y], axis=1) == p1[:, y], cp.sum(qs[y], axis=0) == p2[:, y]]
-    q_pair = sum(qs)
-    obj = sum(cp.sum(cp.rel_entr(qs[y], py[y] * q_pair)) for y in range(Y) if py[y] > 0)
-    prob = cp.Problem(cp.Minimize(obj), cons)
-    prob.solve(solver="CLARABEL")
-    return float(prob.value) / math.log(2)
+from interplay.pid.reference import cvxpy_i_min  # noqa: E402
 
 
 def dit_i_min(P: np.ndarray) -> float:
@@ -116,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             its.append(r.iterations)
             gaps.append(r.gap)
             if has_cvx and k <= args.max_ref:
-                t, ref = timed(lambda P=P: cvxpy_i_min(P), clock)
+                t, ref = timed(lambda P=P: cvxpy_i_min(P)[0], clock)
                 t_cvx.append(t)
                 d_cvx.append(abs(r.i_min - ref))
             if has_dit and k <= args.max_dit:

@@ -6,32 +6,15 @@ nats) over ``Q_y >= 0`` with row sums ``P(x1, y)`` and column sums ``P(x2, y)``.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 from interplay.data import pmfs
 from interplay.pid import broja
 
-cp = pytest.importorskip("cvxpy")
+pytest.importorskip("cvxpy")
 
-
-def cvxpy_i_min(P: np.ndarray) -> tuple[float, np.ndarray]:
-    """``min_Q I_Q(X1, X2; Y)`` in bits and the minimiser, by CVXPY + Clarabel."""
-    A, C, Y = P.shape
-    py = P.sum((0, 1))
-    p1, p2 = P.sum(1), P.sum(0)
-    qs = [cp.Variable((A, C), nonneg=True) for _ in range(Y)]
-    cons = []
-    for y in range(Y):
-        cons += [cp.sum(qs[y], axis=1) == p1[:, y], cp.sum(qs[y], axis=0) == p2[:, y]]
-    q_pair = sum(qs)
-    obj = sum(cp.sum(cp.rel_entr(qs[y], py[y] * q_pair)) for y in range(Y) if py[y] > 0)
-    prob = cp.Problem(cp.Minimize(obj), cons)
-    prob.solve(solver="CLARABEL")
-    assert prob.status == "optimal", prob.status
-    return prob.value / math.log(2), np.stack([q.value for q in qs], -1)
+from interplay.pid.reference import cvxpy_i_min  # noqa: E402
 
 
 def _check(P: np.ndarray, atol: float = 1e-6) -> None:

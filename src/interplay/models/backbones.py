@@ -182,15 +182,9 @@ def run_text(model: nn.Module, ids: Tensor, mask: Tensor, pooling: str) -> Tenso
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"data.backbone_device: {name!r} requested but no CUDA device is available")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"data.backbone_device: unknown device {name!r}; expected cpu, cuda, cuda:N or auto") \
-            from None
+    from ..engine.trainer import resolve_device
+
+    return resolve_device(name, "data.backbone_device")
 
 
 @torch.no_grad()

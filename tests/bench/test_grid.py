@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from interplay.bench.grid import load_spec, plan
@@ -47,3 +49,10 @@ def test_bad_specs(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         plan(load_spec(path))
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[2].glob("configs/bench/*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_presets_are_valid(path):
+    """Every preset expands into runs whose configs resolve against the registries (no training)."""
+    assert plan(load_spec(path))

@@ -137,6 +137,14 @@ def _table(sel: list[dict[str, Any]]) -> list[str]:
     return format_table(headers, body, markdown=True).splitlines()
 
 
+def _save(plt, fig, path: Path) -> str:
+    """Write ``fig`` to ``path`` and close it; return its link relative to the report."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"plots/{path.name}"
+
+
 def _plot_interactions(plt, sel: list[dict[str, Any]], path: Path, title: str) -> str:
     methods = list(dict.fromkeys(r["method"] for r in sel))
     kinds = [k for k in INTERACTIONS if any(_num(r.get(f"test.accuracy_by_interaction.{k}")) is not None
@@ -154,10 +162,7 @@ def _plot_interactions(plt, sel: list[dict[str, Any]], path: Path, title: str) -
     ax.set_ylabel("test accuracy (mean ± std over seeds)")
     ax.set_title(f"{title}: accuracy by interaction type")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"plots/{path.name}"
+    return _save(plt, fig, path)
 
 
 def _plot_hp(plt, mrows: list[dict[str, Any]], hp: str, path: Path, title: str) -> str:
@@ -181,10 +186,7 @@ def _plot_hp(plt, mrows: list[dict[str, Any]], hp: str, path: Path, title: str) 
     ax.set_ylabel("accuracy (mean ± std over seeds)" if "mae" not in keys[0][0] else "MAE")
     ax.set_title(f"{title}: {mrows[0]['method']} vs {hp}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"plots/{path.name}"
+    return _save(plt, fig, path)
 
 
 def _plot_curves(plt, out: Path, sel: list[dict[str, Any]], path: Path, title: str) -> str:
@@ -209,7 +211,4 @@ def _plot_curves(plt, out: Path, sel: list[dict[str, Any]], path: Path, title: s
     ax.set_ylabel(f"validation {key} (mean ± std over seeds)")
     ax.set_title(f"{title}: training curves")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"plots/{path.name}"
+    return _save(plt, fig, path)

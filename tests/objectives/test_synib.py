@@ -135,16 +135,18 @@ def test_gaussian_divergence_log_variance_head(data):
                                 {"mask": "learned", "steps": 2}])
 def test_encoders_and_fusion_run_once_per_step(data, kw):
     model, obj = make(data, hidden=(8,), **kw)
-    fusion, fh = count_calls(model.fusion)
+    fusion, fh = count_calls(model.fusion.net[-1])  # the fusion layers after the (shared) first one
+    head, hh = count_calls(model.head)
     enc = {m: count_calls(model.encoders[m]) for m in model.modalities}
     out = obj(model, batch_of(data), TrainState())
     out.loss.backward()
     fh.remove()
+    hh.remove()
     for calls, h in enc.values():
         h.remove()
         assert calls == [16]
     passes = 1 + 2 * (kw.get("w_aug", 0) > 0) + (1 if kw == {"mask": "whole"} else 2)  # default: one shared pass
-    assert fusion == [16 * passes]
+    assert fusion == [16 * passes] and head == [16 * passes]
 
 
 def test_oracle_masks_the_synergy_block_and_reencodes_in_the_same_call(data):
@@ -159,7 +161,7 @@ def test_oracle_masks_the_synergy_block_and_reencodes_in_the_same_call(data):
         assert all(tuple(r) in rows for r in masked[m][:, syn].tolist())  # taken from other samples
         assert not torch.equal(masked[m][:, syn], batch.inputs[m][:, syn])
     enc = {m: count_calls(model.encoders[m]) for m in model.modalities}
-    fusion, fh = count_calls(model.fusion)
+    fusion, fh = count_calls(model.head)
     obj(model, batch, TrainState()).loss.backward()
     assert all(calls == [32] for calls, _ in enc.values()) and fusion == [48]  # 2x encoder rows, 3 passes
 
@@ -250,7 +252,7 @@ def test_learned_mask_leaves_the_model_untouched_and_logs_gates(data):
 @pytest.mark.parametrize("kw", [{}, {"mask": "random"}, {"divergence": "unimodal_anchor"}, {"hinge": True}])
 def test_three_modalities(data3, kw):
     model, obj = make(data3, hidden=(8,), **kw)
-    fusion, fh = count_calls(model.fusion)
+    fusion, fh = count_calls(model.head)
     out = obj(model, batch_of(data3), TrainState())
     out.loss.backward()
     assert fusion == [16 * 4]  # clean + one masked pass per modality

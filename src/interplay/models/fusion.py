@@ -1,10 +1,14 @@
-"""Fusion modules: combine per-modality features, some of which may be withheld."""
+"""Fusion modules: combine per-modality features, some of which may be withheld or replaced."""
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import Registry
@@ -12,6 +16,35 @@ from .encoders import mlp
 
 #: fusion name -> builder ``(feature_dims: dict[str, int], hidden, dropout) -> module with ``out_dim````
 FUSIONS: Registry[Callable[..., nn.Module]] = Registry("fusion")
+
+
+@dataclass(frozen=True)
+class Shuffled:
+    """A replacement of modality ``m``'s features by other rows' features: ``feats[m][index]``, ``index`` ``(B,)``.
+
+    Saying *which rows* rather than passing the gathered tensor lets a fusion reuse work done for the clean pass
+    (for a linear first layer, ``W z[index] = (W z)[index]``).
+    """
+
+    index: Tensor
+
+
+#: what replaces a modality's ``(B, d_m)`` features in a variant pass: new features, or other rows' features
+Replacement = Tensor | Shuffled
+
+
+def replaced(feats: Mapping[str, Tensor], variant: Mapping[str, Replacement]) -> dict[str, Tensor]:
+    """``feats`` with the modalities named in ``variant`` replaced (materialised)."""
+    out = dict(feats)
+    for m, r in variant.items():
+        out[m] = feats[m][r.index] if isinstance(r, Shuffled) else r
+    return out
+
+
+def stack_variants(feats: Mapping[str, Tensor], variants: Sequence[Mapping[str, Replacement]]) -> dict[str, Tensor]:
+    """``{m: (B * (1 + V), d_m)}``: the clean features, then each variant's, stacked along the batch."""
+    passes = [feats, *(replaced(feats, v) for v in variants)]
+    return {m: torch.cat([p[m] for p in passes]) for m in feats}
 
 
 class ConcatFusion(nn.Module):
@@ -39,6 +72,28 @@ class ConcatFusion(nn.Module):
                 z = torch.zeros_like(z)
             parts.append(z)
         return self.net(torch.cat(parts, dim=-1))
+
+    def fuse_variants(self, feats: Mapping[str, Tensor], variants: Sequence[Mapping[str, Replacement]]) -> Tensor:
+        """The clean pass and every variant pass, ``(B * (1 + V), out_dim)``, equal to ``forward`` on
+        :func:`stack_variants` but cheaper: the first layer is linear in each modality's block,
+        ``W [z_1; ...; z_M] = sum_m W_m z_m``, so each block's product ``W_m z_m`` is computed once for
+        ``(B, d_m)`` rows and reused by every variant that keeps (or, :class:`Shuffled`, permutes) ``z_m``;
+        only replacements given as new tensors cost a product of their own.
+        """
+        if not isinstance(self.net, nn.Sequential):
+            return self(stack_variants(feats, variants))
+        first, rest = self.net[0], self.net[1:]
+        blocks = dict(zip(self.modalities, first.weight.split(list(self.feature_dims.values()), dim=1)))
+        proj = {m: F.linear(feats[m], blocks[m]) for m in self.modalities}
+
+        def block(variant: Mapping[str, Replacement], m: str) -> Tensor:
+            r = variant.get(m)
+            if r is None:
+                return proj[m]
+            return proj[m][r.index] if isinstance(r, Shuffled) else F.linear(r, blocks[m])
+
+        pre = [functools.reduce(operator.add, (block(v, m) for m in self.modalities)) for v in ({}, *variants)]
+        return rest(torch.cat(pre) + first.bias)
 
 
 @FUSIONS.register("concat")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from torch import Tensor, nn
 
 from ..errors import DataError
+from .fusion import Replacement, stack_variants
 
 
 class MultimodalModel(nn.Module):
@@ -18,6 +19,7 @@ class MultimodalModel(nn.Module):
         fuse(feats, present=None)          -> (B, d_fused)      # only ``present`` modalities are seen
         head(fused)                        -> (B, C)
         logits(feats, present=None)        = head(fuse(feats, present))
+        fuse_variants(feats, variants)     -> (B * (1 + V), d_fused)  # clean pass, then V variants batched
         unimodal_logits(feats)             -> {m: (B, C)}       # needs unimodal heads
         forward(inputs)                    = logits(encode(inputs))
 
@@ -46,6 +48,17 @@ class MultimodalModel(nn.Module):
 
     def fuse(self, feats: Mapping[str, Tensor], present: Collection[str] | None = None) -> Tensor:
         return self.fusion(feats, present)
+
+    def fuse_variants(self, feats: Mapping[str, Tensor], variants: Sequence[Mapping[str, Replacement]]) -> Tensor:
+        """Fuse the clean features and ``V`` variants of them in one call: rows ``[v * B, (v + 1) * B)`` are
+        variant ``v`` (0: clean; ``v >= 1``: ``variants[v - 1]``, a ``{modality: replacement}`` dict, the other
+        modalities kept). Equal to ``fuse`` on the stacked variants (:func:`~interplay.models.fusion.stack_variants`);
+        a fusion module with its own ``fuse_variants`` may compute it faster by sharing work between variants.
+        """
+        shared = getattr(self.fusion, "fuse_variants", None)
+        if shared is not None:
+            return shared(feats, variants)
+        return self.fusion(stack_variants(feats, variants))
 
     def logits(self, feats: Mapping[str, Tensor], present: Collection[str] | None = None) -> Tensor:
         return self.head(self.fuse(feats, present))

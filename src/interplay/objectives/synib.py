@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ..data import Batch, DataSplits
 from ..errors import ConfigError
 from ..models import MultimodalModel
+from ..models.fusion import Replacement, Shuffled
 from .base import METHODS, Objective, ObjectiveOutput, TrainState, mean_of_probabilities
 
 Mask = Literal["whole", "random", "learned", "oracle"]
@@ -326,8 +327,9 @@ class SynIB(Objective):
             parts["probe"] = torch.stack([self.task_loss(v, target) for v in uni.values()]).sum()
             loss_extra.append(parts["probe"])
 
-        # passes: clean first, then one masked pass per modality (or one shared pass), then augmentation
-        passes: list[dict[str, Tensor]] = [feats]
+        # variants of the clean features, fused with it in one call: one masked pass per modality (or one
+        # shared pass), then the augmentation passes
+        variants: list[dict[str, Replacement]] = []
         masked_for: list[tuple[str, int, Tensor]] = []  # (modality, pass index, target of its rows)
         gates: dict[str, Tensor] = {}
         if penalise:
@@ -337,33 +339,29 @@ class SynIB(Objective):
                 # f(z_1[pi], z_2) is "x1 masked" for sample i and "x2 masked" for sample pi(i): with a target-free
                 # divergence, one pass counted twice equals two passes with coupled shuffles (pi, pi^-1).
                 idx = cyclic_derangement(n, target.device)
-                passes.append({mods[0]: feats[mods[0]][idx], mods[1]: feats[mods[1]]})
+                variants.append({mods[0]: Shuffled(idx)})
                 masked_for += [(mods[0], 1, target), (mods[1], 1, target[idx])]
             else:
                 for i, m in enumerate(mods):
+                    zm: Replacement
                     if self.mask == "whole":
-                        zm = self._fill_for(i, feats[m])
+                        zm = Shuffled(cyclic_derangement(n, target.device)) if self.fill == "shuffle" \
+                            else self._fill_for(i, feats[m])
                     elif self.mask == "random":
                         zm = self._random_mask(i, feats[m])
                     elif self.mask == "learned":
                         zm, gates[m] = self._learned_mask(model, i, feats[m], target)
                     else:
                         zm = oracle_feats[m]
-                    masked_for.append((m, len(passes), target))
-                    passes.append({**feats, m: zm})
-        aug_first = len(passes)
+                    variants.append({m: zm})
+                    masked_for.append((m, len(variants), target))
+        aug_first = 1 + len(variants)
         if self.w_aug > 0:
-            for i, m in enumerate(mods):
-                passes.append({**feats, m: self._random_mask(i, feats[m])})
+            variants += [{m: self._random_mask(i, feats[m])} for i, m in enumerate(mods)]
 
-        stacked = {m: torch.cat([ps[m] for ps in passes]) for m in mods} if len(passes) > 1 else feats
-        if self.logvar is not None and penalise:
-            fused = model.fuse(stacked)
-            all_logits = model.head(fused)
-            all_logvar = self.logvar(fused)
-        else:
-            all_logits = model.logits(stacked)
-            all_logvar = None
+        fused = model.fuse_variants(feats, variants) if variants else model.fuse(feats)
+        all_logits = model.head(fused)
+        all_logvar = self.logvar(fused) if self.logvar is not None and penalise else None
         chunks = all_logits.split(n)
         logits = chunks[0]
         task = self.task_loss(logits, target)

@@ -277,6 +277,43 @@ def test_epoch_logs_show_masked_confidence_and_accuracy(data):
     assert logs["lam"] == 1.0 and "clean_conf" in logs
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_epoch_statistics_equal_a_per_step_computation(shared):
+    """The kept steps are reduced in batches; the epoch means must equal a naive per-step loop (sample-weighted),
+    across a change of batch size and a flush in the middle of the epoch."""
+    gen = torch.Generator().manual_seed(0)
+    obj = SynIB()
+    expected: dict[str, list[tuple[float, int]]] = {}
+
+    def add(key, value, n):
+        expected.setdefault(key, []).append((float(value), n))
+
+    for step, n in enumerate([8, 8, 8, 5, 8]):
+        k = 1 if shared else 2
+        logits = torch.randn((1 + k) * n, 3, generator=gen)
+        target = torch.randint(0, 3, (n,), generator=gen)
+        idx = torch.randperm(n, generator=gen)
+        masked_for = [("a", 1, None), ("b", 1, idx)] if shared else [("a", 1, None), ("b", 2, None)]
+        pen = torch.rand(k, generator=gen)
+        obj._log_masked(logits, target, masked_for, pen, {})
+        if step == 1:
+            obj._reduce_records()  # as when the kept logits reach the memory bound
+        probs = logits.softmax(-1)
+        add("clean_conf", probs[:n].max(-1).values.mean(), n)
+        for m, p, index in masked_for:
+            rows = probs[p * n:(p + 1) * n]
+            t = target if index is None else target[index]
+            add(f"masked_conf_{m}", rows.max(-1).values.mean(), n)
+            add(f"masked_acc_{m}", (rows.argmax(-1) == t).float().mean(), n)
+            add(f"penalty_{m}", pen[p - 1], n)
+    logs = obj.pop_epoch_logs()
+    assert set(logs) == set(expected)
+    for key, values in expected.items():
+        want = sum(v * n for v, n in values) / sum(n for _, n in values)
+        assert logs[key] == pytest.approx(want, abs=1e-6), key
+    assert obj.pop_epoch_logs() == {}  # nothing is kept across epochs
+
+
 def test_lambda_warmup_and_switch_off(data):
     obj = SynIB(lam=8.0, warmup_epochs=4, off_epoch=6)
     assert [obj.lam_at(e) for e in range(8)] == [2.0, 4.0, 6.0, 8.0, 8.0, 8.0, 0.0, 0.0]

@@ -82,18 +82,22 @@ class ConcatFusion(nn.Module):
         """
         if not isinstance(self.net, nn.Sequential):
             return self(stack_variants(feats, variants))
-        first, rest = self.net[0], self.net[1:]
+        first = self.net[0]
         blocks = dict(zip(self.modalities, first.weight.split(list(self.feature_dims.values()), dim=1)))
-        proj = {m: F.linear(feats[m], blocks[m]) for m in self.modalities}
+        bias = {m: first.bias if i == 0 else None for i, m in enumerate(self.modalities)}  # added once per row
+        proj = {m: F.linear(feats[m], blocks[m], bias[m]) for m in self.modalities}
 
         def block(variant: Mapping[str, Replacement], m: str) -> Tensor:
             r = variant.get(m)
             if r is None:
                 return proj[m]
-            return proj[m][r.index] if isinstance(r, Shuffled) else F.linear(r, blocks[m])
+            return proj[m][r.index] if isinstance(r, Shuffled) else F.linear(r, blocks[m], bias[m])
 
         pre = [functools.reduce(operator.add, (block(v, m) for m in self.modalities)) for v in ({}, *variants)]
-        return rest(torch.cat(pre) + first.bias)
+        out = torch.cat(pre)
+        for layer in list(self.net)[1:]:
+            out = layer(out)
+        return out
 
 
 @FUSIONS.register("concat")

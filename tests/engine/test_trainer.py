@@ -90,6 +90,17 @@ def test_different_config_is_refused_and_nothing_lost(tmp_path):
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
 
 
+def test_directory_of_a_run_that_failed_before_training_is_reused(tmp_path):
+    from interplay.errors import DataError
+
+    with pytest.raises(DataError):  # the config is written, then loading the data fails
+        train(make_config(dataset="features", data={"root": str(tmp_path / "missing")}), tmp_path / "r")
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {"config.yaml"}
+    metrics = train(make_config(epochs=1), tmp_path / "r")  # another config: nothing was trained, no refusal
+    assert (tmp_path / "r" / "metrics.json").exists() and metrics["test"]["accuracy"] > 0
+    assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["data"]["name"] == "pid-xor"
+
+
 def test_foreign_directory_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="holds no Interplay run"):

@@ -2,7 +2,8 @@
 
 A run directory (``out_dir``) holds::
 
-    config.yaml        resolved config (written first; a rerun with another config is refused)
+    config.yaml        resolved config (written first; a rerun with another config is refused once training
+                       has written anything: a directory whose run failed before its first epoch is reused)
     last.pt            model + objective + optimiser + RNG state after the last finished epoch
     best.pt            best-validation weights of the current stage
     log.jsonl          one line per finished epoch (stage, every loss term, validation metrics)
@@ -161,6 +162,9 @@ class Trainer:
         return self.out is not None and self.is_main
 
     # ------------------------------------------------------------------ run directory
+    #: files that only training writes: their presence means the directory holds (part of) a run
+    _RUN_ARTEFACTS = ("last.pt", "best.pt", "log.jsonl", "metrics.json", "predictions.csv")
+
     def _prepare_dir(self) -> dict[str, Any] | None:
         """Check the run directory; return finished metrics if the run is already complete."""
         if self.out is None:
@@ -173,7 +177,7 @@ class Trainer:
             except yaml.YAMLError:
                 raise ConfigError(f"{cfg_path}: unreadable config in the run directory") from None
             diff = _first_difference(old, new)
-            if diff:
+            if diff and any((self.out / name).exists() for name in self._RUN_ARTEFACTS):
                 raise ConfigError(f"{self.out}: holds a run with a different config ({diff}); "
                                   f"use another --out directory")
             if (self.out / "metrics.json").exists():

@@ -3,13 +3,15 @@
     python benchmarks/objective_overhead.py --methods synib
     python benchmarks/objective_overhead.py --methods synib --method-set synib:mask=random --method-set synib:p=0.3
     python benchmarks/objective_overhead.py --methods synib,ogm_ge,conf_penalty --set model.fusion_hidden=[64]
+    python benchmarks/objective_overhead.py --methods dmil --stage finetune    # a later stage of a staged method
 
 Every method (and ``joint``) gets an identically initialised model (same seed) on the same batches; a step is
 ``objective(model, batch, state)`` + ``backward`` + ``on_after_backward`` + optimiser step over the first stage's
-trainable parameters (after ``objective.setup(model, splits)``). Methods are timed in interleaved rounds
-(``--steps`` steps each, in a fresh random order per round), so load drift hits all of them alike; the ratio of a
-method is the median over rounds of its mean step time divided by ``joint``'s in the same round. The last line
-printed for each method is ``NAME/joint step-time ratio: X.XX``.
+trainable parameters (after ``objective.setup(model, splits)``); ``--stage NAME`` times that stage of a staged
+method instead (its trainable set and frozen modules; ``joint`` keeps its single stage). Methods are timed in
+interleaved rounds (``--steps`` steps each, in a fresh random order per round), so load drift hits all of them
+alike; the ratio of a method is the median over rounds of its mean step time divided by ``joint``'s in the same
+round. The last line printed for each method is ``NAME/joint step-time ratio: X.XX``.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class Runner:
         self.state.step += 1
 
 
-def build_runner(name: str, base: RunConfig, params: dict, data, device: torch.device) -> Runner:
+def build_runner(name: str, base: RunConfig, params: dict, data, device: torch.device,
+                 stage_name: str | None = None) -> Runner:
     cfg = RunConfig.from_dict(base.to_dict())
     cfg.method.name, cfg.method.params = name, dict(params)
     cfg = resolve_config(cfg)
@@ -64,7 +67,13 @@ def build_runner(name: str, base: RunConfig, params: dict, data, device: torch.d
     objective = build_objective(cfg.method)
     objective.setup(model, data)
     objective.to(device)
-    stage = objective.stages(cfg.train.epochs)[0]
+    stages = objective.stages(cfg.train.epochs)
+    stage = stages[0]
+    if stage_name is not None and len(stages) > 1:
+        by_name = {s.name: s for s in stages}
+        if stage_name not in by_name:
+            raise InterplayError(f"--stage {stage_name!r}: {name} has the stages {', '.join(by_name)}")
+        stage = by_name[stage_name]
     params_ = []
     named = [(f"model.{n}", p) for n, p in model.named_parameters()] + \
             [(f"objective.{n}", p) for n, p in objective.named_parameters()]
@@ -107,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds")
     p.add_argument("--steps", type=int, default=20, help="timed steps per method per round")
     p.add_argument("--warmup", type=int, default=20, help="untimed steps per method first")
+    p.add_argument("--stage", default=None, help="stage of staged methods to time (default: each one's first)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
@@ -141,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         split.to(device)
 
     names = ["joint", *[m for m in methods if m != "joint"]]
-    runners = {n: build_runner(n, base, method_params.get(n, {}), data, device) for n in names}
+    runners = {n: build_runner(n, base, method_params.get(n, {}), data, device, args.stage) for n in names}
     streams = {n: batch_stream(data, resolved.train.batch_size, args.seed, device) for n in names}
     for n, r in runners.items():
         for _ in range(args.warmup):
@@ -162,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = (f"{args.data}, batch {resolved.train.batch_size}, model encoders {resolved.model.encoder_hidden} "
                 f"fusion {resolved.model.fusion_hidden}, device {device}, threads {torch.get_num_threads()}, "
-                f"{args.rounds} rounds x {args.steps} steps")
+                f"{args.rounds} rounds x {args.steps} steps" + (f", stage {args.stage}" if args.stage else ""))
     print(settings)
     joint = per_round["joint"]
     print(f"joint: median step {statistics.median(joint) * 1e3:.2f} ms")

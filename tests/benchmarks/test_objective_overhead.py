@@ -1,0 +1,39 @@
+"""Smoke test of benchmarks/objective_overhead.py: it runs, prints the documented last line, refuses bad stages.
+(No timing is asserted: speed claims live in the script's output, not in tests.)"""
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "objective_overhead.py"
+
+
+@pytest.fixture(scope="module")
+def overhead():
+    spec = importlib.util.spec_from_file_location("objective_overhead", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass needs the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY = ["--rounds", "2", "--steps", "1", "--warmup", "1", "--set", "data.n_train=128",
+        "--set", "model.encoder_hidden=[16]", "--set", "model.fusion_hidden=[8]"]
+
+
+def test_last_line_is_the_ratio(overhead, capsys):
+    assert overhead.main(["--methods", "synib", "--method-set", "synib:mask=random", *TINY]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "synib (mask=random): median step" in out[-2]
+    assert re.fullmatch(r"synib/joint step-time ratio: \d+\.\d\d", out[-1])
+
+
+def test_stage_of_a_staged_method(overhead, capsys):
+    assert overhead.main(["--methods", "dmil", "--stage", "finetune", *TINY]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].endswith("stage finetune") and out[-1].startswith("dmil/joint step-time ratio: ")
+    assert overhead.main(["--methods", "omib", "--stage", "finetune", *TINY]) == 2
+    assert "--stage 'finetune': omib has the stages warmup, main" in capsys.readouterr().err

@@ -5,8 +5,8 @@ from . import sequence as _sequence  # noqa: F401  (registers "gru", "transforme
 from . import vision as _vision  # noqa: F401  (registers "cnn", "frames")
 from .builder import AUTO_ENCODERS, build_model, encoder_name
 from .encoders import ENCODERS, MLPEncoder, mlp
-from .fusion import FUSIONS, ConcatFusion
+from .fusion import FUSIONS, ConcatFusion, Replacement, Shuffled, stack_variants
 from .model import MultimodalModel
 
-__all__ = ["AUTO_ENCODERS", "ENCODERS", "FUSIONS", "ConcatFusion", "MLPEncoder", "MultimodalModel", "build_model",
-           "encoder_name", "mlp"]
+__all__ = ["AUTO_ENCODERS", "ENCODERS", "FUSIONS", "ConcatFusion", "MLPEncoder", "MultimodalModel", "Replacement",
+           "Shuffled", "build_model", "encoder_name", "mlp", "stack_variants"]

@@ -17,8 +17,7 @@ from torch import Tensor, nn
 
 from ..data import Batch, DataSplits
 from ..errors import ConfigError
-from ..models import MultimodalModel
-from ..models.fusion import Replacement, Shuffled
+from ..models import MultimodalModel, Replacement, Shuffled
 from .base import METHODS, Objective, ObjectiveOutput, TrainState, mean_of_probabilities
 
 Mask = Literal["whole", "random", "learned", "oracle"]

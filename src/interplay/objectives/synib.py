@@ -72,7 +72,8 @@ class SynIB(Objective):
 
     Encoders run once; masking acts on encoder outputs ``z_m`` (``oracle``: on the input's synergy block,
     re-encoded in the same encoder call). The clean pass and all masked / augmented passes go through the
-    fusion head in one batched call.
+    fusion head in one call, ``model.fuse_variants`` (a shuffled modality is passed as :class:`Shuffled`, so the
+    concat fusion reuses its first-layer product).
 
     Args:
         lam: weight of the SynIB penalty (tune on validation; 1-10 on pid-xor).

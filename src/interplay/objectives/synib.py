@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import typing
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +54,17 @@ class RunningStats(nn.Module):
     def sample(self, like: Tensor) -> Tensor:
         flat = torch.randn(like.shape[0], self.mean.numel(), device=like.device)
         return (self.mean + self.var.clamp_min(0).sqrt() * flat).to(like.dtype).view_as(like)
+
+
+class _StepRecord(NamedTuple):
+    """One training step's masked-pass outputs, kept for the batched per-epoch reduction."""
+
+    layout: tuple  # (n, ((modality, pass, plain target?), ...), gate names): steps of one layout reduce together
+    logits: Tensor  # ((1 + K) n, C) detached: the clean pass, then the K masked passes
+    target: Tensor  # (n,)
+    indices: list[Tensor | None]  # per masked entry: its rows are scored against target[index] (None: target)
+    pen: Tensor  # (K,) mean penalty per masked pass
+    gate_means: Tensor | None  # (G,) learned masks' mean gate per modality
 
 
 def cyclic_derangement(n: int, device: torch.device | str = "cpu") -> Tensor:
@@ -140,7 +151,7 @@ class SynIB(Objective):
         self.logvar: nn.Linear | None = None
         self.register_buffer("log_prior", torch.zeros(0))
         self.modalities: list[str] = []
-        self._records: list[tuple] = []  # masked-pass outputs of the epoch's steps not yet reduced
+        self._records: list[_StepRecord] = []  # the epoch's steps not yet reduced
 
     @property
     def trains_unimodal_heads(self) -> bool:  # type: ignore[override]
@@ -273,10 +284,11 @@ class SynIB(Objective):
         """
         n = target.shape[0]
         layout = (n, tuple((m, k, index is None) for m, k, index in masked_for), tuple(gates))
-        if self._records and (self._records[0][0] != layout or len(self._records) * logits.numel() > 1 << 22):
+        if self._records and (self._records[0].layout != layout or len(self._records) * logits.numel() > 1 << 22):
             self._reduce_records()  # a new layout, or 16 MB kept
         gate_means = torch.stack([g.mean() for g in gates.values()]).detach() if gates else None
-        self._records.append((layout, logits, target, [i for *_, i in masked_for], pen.detach(), gate_means))
+        self._records.append(_StepRecord(layout, logits, target, [i for *_, i in masked_for], pen.detach(),
+                                         gate_means))
 
     @torch.no_grad()
     def _reduce_records(self) -> None:
@@ -284,23 +296,24 @@ class SynIB(Objective):
         the masked pass's mean max-probability and accuracy, the penalty and the learned gates' mean."""
         if not self._records:
             return
-        (n, entries, gate_names), *_ = self._records[0]
-        steps = len(self._records)
-        logits = torch.stack([r[1] for r in self._records]).float()  # (S, (1 + K) n, C)
+        records = self._records
+        n, entries, gate_names = records[0].layout
+        steps = len(records)
+        logits = torch.stack([r.logits for r in records]).float()  # (S, (1 + K) n, C)
         conf, pred = logits.softmax(-1).max(-1)
         passes = conf.shape[1] // n
         conf, pred = conf.view(steps, passes, n).mean((0, 2)).tolist(), pred.view(steps, passes, n)
-        target = torch.stack([r[2] for r in self._records])  # (S, n)
+        target = torch.stack([r.target for r in records])  # (S, n)
         weight = steps * n
         self.log_epoch("clean_conf", conf[0], weight)
-        pen = torch.stack([r[4] for r in self._records]).float().mean(0).tolist()
+        pen = torch.stack([r.pen for r in records]).float().mean(0).tolist()
         for e, (m, k, plain) in enumerate(entries):
-            t = target if plain else target.gather(1, torch.stack([r[3][e] for r in self._records]))
+            t = target if plain else target.gather(1, torch.stack([r.indices[e] for r in records]))
             self.log_epoch(f"masked_conf_{m}", conf[k], weight)
             self.log_epoch(f"masked_acc_{m}", (pred[:, k] == t).float().mean(), weight)
             self.log_epoch(f"penalty_{m}", pen[k - 1], weight)
         if gate_names:
-            means = torch.stack([r[5] for r in self._records]).float().mean(0).tolist()
+            means = torch.stack([r.gate_means for r in records]).float().mean(0).tolist()
             for m, value in zip(gate_names, means):
                 self.log_epoch(f"gate_mean_{m}", value, weight)
         self._records = []

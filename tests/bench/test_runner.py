@@ -27,6 +27,11 @@ methods:
 """
 
 
+#: the kill test's grid: long enough runs (about 0.3 s each) that a kill after the first finished runs lands
+#: mid-grid (with 2-epoch runs the whole grid sometimes finished between two polls)
+SLOW_SPEC = SPEC.replace("epochs: 2", "epochs: 40")
+
+
 def _table(path: Path) -> list[dict]:
     rows = list(csv.DictReader((path / "results.csv").open()))
     for r in rows:
@@ -80,21 +85,30 @@ def test_report_writes_markdown_and_plots(reference):
         assert f"plots/{name}" in text
 
 
-def test_kill_and_resume_equals_uninterrupted(reference, tmp_path):
+@pytest.fixture(scope="module")
+def slow_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("slow")
+    spec = out / "b.yaml"
+    spec.write_text(SLOW_SPEC)
+    run_bench(spec, out / "bench", jobs=1, quiet=True)
+    return spec, out / "bench"
+
+
+def test_kill_and_resume_equals_uninterrupted(slow_reference, tmp_path):
     """A real SIGKILL of a two-worker grid, then the same command again."""
-    spec, ref_out, _ = reference
+    spec, ref_out = slow_reference
     out = tmp_path / "bench"
     cmd = [sys.executable, "-m", "interplay.cli", "bench", str(spec), "--out", str(out), "--jobs", "2", "--quiet"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.rglob("metrics.json"))) < 2:
-        time.sleep(0.1)
+    while time.time() < deadline and not list(out.rglob("metrics.json")):
+        time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = {p: p.read_bytes() for p in out.rglob("metrics.json")}
-    assert 2 <= len(finished) < 6, "the kill should land mid-grid"
+    assert 1 <= len(finished) < 6, "the kill should land mid-grid"
     rows_before = {r["run_dir"]: r for r in _table(out)} if (out / "results.csv").exists() else {}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

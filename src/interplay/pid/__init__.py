@@ -11,6 +11,7 @@ from .information import (
     marginal,
     mutual_information,
 )
+from .pointwise import PointwisePID, broja_torch, per_sample_pid, pointwise_pid
 from .solver import (
     SUM_TOLERANCE,
     PIDBatchResult,
@@ -26,11 +27,15 @@ __all__ = [
     "PIDBatchResult",
     "PIDInputError",
     "PIDResult",
+    "PointwisePID",
     "broja",
     "broja_batch",
+    "broja_torch",
     "conditional_mutual_information",
     "entropy",
     "marginal",
     "mutual_information",
+    "per_sample_pid",
+    "pointwise_pid",
     "validate_pmf",
 ]

@@ -31,7 +31,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
-from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, split_indices
+from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, problems, split_indices
 
 #: class order of the usual preprocessing (label index = position)
 EMOTIONS: tuple[str, ...] = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
@@ -565,10 +565,6 @@ def cremad_irony(*, seed: int = 0, n_train: int | None = None, n_test: int | Non
 
 
 # ------------------------------------------------------------------------------------------------- verify
-def _first(paths: list[Any]) -> str:
-    return f" (first: {paths[0]})" if paths else ""
-
-
 def verify_cremad(root: str | None, prep: Preprocessing | None = None) -> list[Check]:
     """Layout, list files, split sizes, every listed wav (readable, rate, duration) and frame folder (present,
     first and last frame decodable). CREMA-D publishes no checksums; file counts are checked instead."""
@@ -618,10 +614,8 @@ def verify_cremad(root: str | None, prep: Preprocessing | None = None) -> list[C
             seconds.append(wave.size / rate)
             rates.add(rate)
         if missing or bad:
-            parts = ([f"{len(missing)} missing{_first(missing)}"] if missing else []) + \
-                ([f"{len(bad)} unreadable (first: {bad[0]})"] if bad else [])
-            checks.append(Check(False, f"{audio_dir}: of {len(clips):,} listed wavs " + "; ".join(parts) +
-                                f"; {WHERE}"))
+            found = problems({"missing": missing, "unreadable": bad})
+            checks.append(Check(False, f"{audio_dir}: of {len(clips):,} listed wavs {found}; {WHERE}"))
         else:
             rate_note = "" if rates == {prep.sample_rate} else f" (resampled to {prep.sample_rate} Hz)"
             checks.append(Check(True, f"{audio_dir}: {len(clips):,} listed wavs readable, rate "
@@ -647,10 +641,8 @@ def verify_cremad(root: str | None, prep: Preprocessing | None = None) -> list[C
             except DataError as exc:
                 bad.append(str(exc))
         if missing or bad:
-            parts = ([f"{len(missing)} without frames{_first(missing)}"] if missing else []) + \
-                ([f"{len(bad)} with unreadable frames (first: {bad[0]})"] if bad else [])
-            checks.append(Check(False, f"{frames_root}: of {len(clips):,} listed clips " + "; ".join(parts) +
-                                f"; {WHERE}"))
+            found = problems({"without frames": missing, "with unreadable frames": bad})
+            checks.append(Check(False, f"{frames_root}: of {len(clips):,} listed clips {found}; {WHERE}"))
         else:
             checks.append(Check(True, f"{frames_root}: frames for all {len(clips):,} listed clips, "
                                       f"{min(counts)}-{max(counts)} per clip, first frame {shape[0]}x{shape[1]}"))

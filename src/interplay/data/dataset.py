@@ -13,7 +13,7 @@ run config; every other parameter is a dataset parameter settable as ``--set dat
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,12 @@ class Check:
 
     ok: bool
     message: str
+
+
+def problems(groups: Mapping[str, Sequence[Any]]) -> str:
+    """A verifier's summary of what failed, e.g. ``"3 missing (first: a.wav); 1 unreadable (first: b.wav)"``:
+    one ``"<count> <label> (first: <item>)"`` part per non-empty group (label -> offending items)."""
+    return "; ".join(f"{len(items)} {label} (first: {items[0]})" for label, items in groups.items() if items)
 
 
 #: dataset name -> ``verify(root) -> list[Check]`` (layout, shapes, split sizes, checksums). A failing check's

@@ -53,7 +53,7 @@ from .cremad import (
     read_wav,
     train_val_indices,
 )
-from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset
+from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, problems
 
 SPLITS: tuple[str, ...] = ("train", "test")
 PREPROCESSING_VERSION = "1"
@@ -347,10 +347,6 @@ def kinetics_sounds(*, seed: int = 0, n_train: int | None = None, n_test: int | 
 
 
 # ------------------------------------------------------------------------------------------------- verify
-def _first(items: list[Any]) -> str:
-    return f" (first: {items[0]})" if items else ""
-
-
 def verify_kinetics(root: str | None, image_size: int = 64) -> list[Check]:
     """Layout, label lists, class list, disjointness, every listed wav (present, readable, rate, duration) and
     every listed sample's frames (present, first and last decodable). No checksums exist for the prepared
@@ -405,16 +401,14 @@ def verify_kinetics(root: str | None, image_size: int = 64) -> list[Check]:
             rates.add(rate)
             seconds.append(wave.size / rate)
     if missing_audio or bad_audio:
-        parts = ([f"{len(missing_audio)} missing{_first(missing_audio)}"] if missing_audio else []) + \
-            ([f"{len(bad_audio)} unreadable{_first(bad_audio)}"] if bad_audio else [])
-        checks.append(Check(False, f"{base}: of {n:,} listed samples' wavs " + "; ".join(parts) + f"; {WHERE}"))
+        found = problems({"missing": missing_audio, "unreadable": bad_audio})
+        checks.append(Check(False, f"{base}: of {n:,} listed samples' wavs {found}; {WHERE}"))
     else:
         checks.append(Check(True, f"{base}: {n:,} listed wavs readable, rate {'/'.join(map(str, sorted(rates)))} Hz, "
                                   f"{min(seconds):.2f}-{max(seconds):.2f} s"))
     if missing_frames or bad_frames:
-        parts = ([f"{len(missing_frames)} without frames{_first(missing_frames)}"] if missing_frames else []) + \
-            ([f"{len(bad_frames)} with unreadable frames{_first(bad_frames)}"] if bad_frames else [])
-        checks.append(Check(False, f"{base}: of {n:,} listed samples " + "; ".join(parts) + f"; {WHERE}"))
+        found = problems({"without frames": missing_frames, "with unreadable frames": bad_frames})
+        checks.append(Check(False, f"{base}: of {n:,} listed samples {found}; {WHERE}"))
     else:
         checks.append(Check(True, f"{base}: frames for all {n:,} listed samples, "
                                   f"{min(frame_counts)}-{max(frame_counts)} per sample"))

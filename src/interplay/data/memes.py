@@ -39,7 +39,7 @@ from torch import Tensor
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
 from .cremad import read_image
-from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, split_indices
+from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, problems, split_indices
 
 CLASS_NAMES = ["not_hateful", "hateful"]
 #: split name -> candidate annotation files (first that exists); the first release called dev_seen "dev"
@@ -405,9 +405,8 @@ def verify_memes(root: str | None) -> list[Check]:
         note = "the release size" if len(memes) == usual else f"the release has {usual:,}"
         hateful = sum(m.label for m in memes)
         if missing or bad:
-            parts = ([f"{len(missing)} images missing (first: {missing[0]})"] if missing else []) + \
-                ([f"{len(bad)} unreadable (first: {bad[0]})"] if bad else [])
-            checks.append(Check(False, f"{path}: " + "; ".join(parts) + f"; {WHERE}"))
+            found = problems({"images missing": missing, "unreadable": bad})
+            checks.append(Check(False, f"{path}: {found}; {WHERE}"))
         else:
             checks.append(Check(True, f"{path}: {len(memes):,} memes ({note}), {hateful} hateful, all images "
                                       f"present and readable"))

@@ -41,7 +41,7 @@ from torch import Tensor
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
 from .cremad import _subsample, frame_positions, read_image
-from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset
+from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, problems
 from .kinetics import list_frames
 
 PREPROCESSING_VERSION = "1"
@@ -362,10 +362,6 @@ def ucf101(*, seed: int = 0, n_train: int | None = None, n_test: int | None = No
 
 
 # ------------------------------------------------------------------------------------------------- verify
-def _first(items: list[Any]) -> str:
-    return f" (first: {items[0]})" if items else ""
-
-
 def verify_ucf101(root: str | None, prep: Preprocessing | None = None, lists_dir: str = "ucfTrainTestlist"
                   ) -> list[Check]:
     """The class index (101 classes), the three official splits (format, labels, disjointness, sizes), and for
@@ -418,9 +414,8 @@ def verify_ucf101(root: str | None, prep: Preprocessing | None = None, lists_dir
         except DataError as exc:
             bad.append(str(exc))
     if missing or bad:
-        parts = ([f"{len(missing)} with missing or unpaired frames{_first(missing)}"] if missing else []) + \
-            ([f"{len(bad)} with unreadable frames{_first(bad)}"] if bad else [])
-        checks.append(Check(False, f"{base}: of {len(names):,} listed videos " + "; ".join(parts) + f"; {WHERE}"))
+        found = problems({"with missing or unpaired frames": missing, "with unreadable frames": bad})
+        checks.append(Check(False, f"{base}: of {len(names):,} listed videos {found}; {WHERE}"))
     else:
         checks.append(Check(True, f"{base}: RGB frames and u/v flow for all {len(names):,} listed videos, "
                                   f"{min(rgb_counts)}-{max(rgb_counts)} RGB and {min(flow_counts)}-{max(flow_counts)} "

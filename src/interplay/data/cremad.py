@@ -31,7 +31,17 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
-from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, problems, split_indices
+from .dataset import (
+    DATASETS,
+    VERIFIERS,
+    Check,
+    DataInfo,
+    DataSplits,
+    MultimodalDataset,
+    data_root,
+    problems,
+    split_indices,
+)
 
 #: class order of the usual preprocessing (label index = position)
 EMOTIONS: tuple[str, ...] = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
@@ -312,13 +322,7 @@ class SplitArrays:
 
 
 def _base(root: str | None, name: str) -> Path:
-    if root is None:
-        raise DataError(f"{name}: no data root given (--data-root DIR with train.csv, test.csv, AudioWAV/, "
-                        f"Image-01-FPS/); {WHERE}")
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise DataError(f"{base}: directory not found; {WHERE}")
-    return base
+    return data_root(root, name, "train.csv, test.csv, AudioWAV/, Image-01-FPS/", WHERE)
 
 
 def _subsample(n_items: int, n: int | None, rng: np.random.Generator) -> np.ndarray:

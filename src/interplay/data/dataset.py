@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,17 @@ class Check:
 
     ok: bool
     message: str
+
+
+def data_root(root: str | None, name: str, layout: str, where: str) -> Path:
+    """The existing directory ``root`` of dataset ``name``; otherwise a :class:`DataError` saying what the
+    directory should hold (``layout``, e.g. ``"train.csv, test.csv, AudioWAV/"``) and where to get it (``where``)."""
+    if root is None:
+        raise DataError(f"{name}: no data root given (--data-root DIR with {layout}); {where}")
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise DataError(f"{base}: directory not found; {where}")
+    return base
 
 
 def problems(groups: Mapping[str, Sequence[Any]]) -> str:

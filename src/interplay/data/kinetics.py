@@ -53,7 +53,7 @@ from .cremad import (
     read_wav,
     train_val_indices,
 )
-from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, problems
+from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, data_root, problems
 
 SPLITS: tuple[str, ...] = ("train", "test")
 PREPROCESSING_VERSION = "1"
@@ -287,13 +287,7 @@ def decode_samples(samples: SampleList, prep: Preprocessing, audio_crop: str,
 
 
 def _base(root: str | None) -> Path:
-    if root is None:
-        raise DataError(f"kinetics-sounds: no data root given (--data-root DIR with train/, test/ and "
-                        f"train.csv/test.csv or class subfolders); {WHERE}")
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise DataError(f"{base}: directory not found; {WHERE}")
-    return base
+    return data_root(root, "kinetics-sounds", "train/, test/ and train.csv/test.csv or class subfolders", WHERE)
 
 
 def _prep(n_frames: int, image_size: int, audio_seconds: float, sample_rate: int, n_fft: int, hop_length: int,

@@ -39,7 +39,17 @@ from torch import Tensor
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
 from .cremad import read_image
-from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, problems, split_indices
+from .dataset import (
+    DATASETS,
+    VERIFIERS,
+    Check,
+    DataInfo,
+    DataSplits,
+    MultimodalDataset,
+    data_root,
+    problems,
+    split_indices,
+)
 
 CLASS_NAMES = ["not_hateful", "hateful"]
 #: split name -> candidate annotation files (first that exists); the first release called dev_seen "dev"
@@ -276,11 +286,7 @@ def hateful_memes(*, seed: int = 0, n_train: int | None = None, n_test: int | No
     if image_size < 4 or hash_dim < 1 or max_text_length < 2 or backbone_batch_size < 1:
         raise ConfigError("data.image_size >= 4, data.hash_dim >= 1, data.max_text_length >= 2 and "
                           "data.backbone_batch_size >= 1 are required")
-    if root is None:
-        raise DataError(f"hateful-memes: no data root given (--data-root DIR with img/ and the .jsonl files); {WHERE}")
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise DataError(f"{base}: directory not found; {WHERE}")
+    base = data_root(root, "hateful-memes", "img/ and the .jsonl files", WHERE)
     if not (base / "img").is_dir():
         raise DataError(f"{base / 'img'}: directory not found (the meme images); {WHERE}")
     if finetune and not (image_backbone or text_backbone):

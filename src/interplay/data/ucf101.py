@@ -41,7 +41,7 @@ from torch import Tensor
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
 from .cremad import _subsample, frame_positions, read_image
-from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, problems
+from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, data_root, problems
 from .kinetics import list_frames
 
 PREPROCESSING_VERSION = "1"
@@ -306,13 +306,7 @@ def standardise(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
 
 
 def _base(root: str | None) -> Path:
-    if root is None:
-        raise DataError(f"ucf101: no data root given (--data-root DIR with ucfTrainTestlist/, jpegs_256/, "
-                        f"tvl1_flow/); {WHERE}")
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise DataError(f"{base}: directory not found; {WHERE}")
-    return base
+    return data_root(root, "ucf101", "ucfTrainTestlist/, jpegs_256/, tvl1_flow/", WHERE)
 
 
 @DATASETS.register("ucf101")

@@ -4,4 +4,6 @@ Redundant, unique and synergistic information between modalities, learned (SynIB
 their baselines, all on one model API) and measured (exact PID, dataset and per-sample estimators).
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__"]

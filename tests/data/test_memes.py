@@ -154,7 +154,7 @@ def test_frozen_and_finetuned_backbones(root, tmp_path, capsys, monkeypatch):
     s = hm.hateful_memes(**kw)
     assert s.info.modalities == {"image": (16,), "text": (16,)}
     assert s.info.extra["inputs"] == {"image": "frozen", "text": "frozen"}
-    from interplay.models import backbones
+    from interplay import backbones
 
     def boom(*a, **k):
         raise AssertionError("embeddings recomputed instead of read from the cache")
@@ -179,6 +179,8 @@ def test_frozen_and_finetuned_backbones(root, tmp_path, capsys, monkeypatch):
     ft = hm.hateful_memes(**kw, finetune=True)
     assert ft.info.modalities == {"image": (3, 32, 32), "text": (2, 8)}
     assert ft.info.extra["encoders"] == {"image": "hf-image", "text": "hf-text"}
+    assert ft.info.extra["encoder_options"] == {"image": {"path": str(vision), "pooling": "auto"},
+                                                "text": {"path": str(text), "pooling": "auto"}}
     # without preprocessor_config.json: resize to the model's image_size with CLIP's normalisation
     (vision / "preprocessor_config.json").unlink()
     model = backbones.load_backbone(vision, "data.image_backbone")

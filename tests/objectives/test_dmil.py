@@ -11,10 +11,10 @@ import interplay.engine.trainer as trainer_module
 from interplay.config import ModelConfig
 from interplay.data import pid_xor
 from interplay.engine import Trainer, train
-from interplay.engine.evaluation import EvalOutput, evaluate
+from interplay.engine.evaluation import evaluate
 from interplay.errors import ConfigError
 from interplay.models import build_model
-from interplay.objectives import METHODS, TrainState
+from interplay.objectives import METHODS, EvalOutput, TrainState
 
 from ..conftest import make_config
 

@@ -10,10 +10,10 @@ import torch
 
 from interplay.data import MultimodalDataset, pid_xor
 from interplay.errors import ConfigError, DataError
+from interplay.metrics import auroc
 from interplay.pid.lsmi import (
     GaussianMixture,
     KernelMixture,
-    auroc,
     dataset_shift,
     lsmi,
     lsmi_splits,
@@ -49,29 +49,6 @@ def test_pointwise_canonical_samples() -> None:
     assert (float(unq["r"]), float(unq["u1"]), float(unq["s"])) == (0.0, 1.0, 0.0)
     flipped = pointwise_pid(t(1.0), t(0.0), t(1.0), t(3.0), t(5.0))
     assert (float(flipped["r"]), float(flipped["s"])) == (1.0, 1.0)
-
-
-def test_auroc_matches_sklearn_with_ties() -> None:
-    from sklearn.metrics import roc_auc_score
-
-    rng = np.random.default_rng(0)
-    for _ in range(5):
-        scores = rng.integers(0, 6, 300).astype(float)  # many ties
-        labels = rng.random(300) < 0.3
-        assert auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
-    scores = rng.normal(size=500)
-    labels = rng.random(500) < scores.clip(0, 1)
-    assert auroc(torch.tensor(scores), torch.tensor(labels)) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
-
-
-def test_auroc_edge_cases() -> None:
-    assert auroc([0.1, 0.2, 0.9], [0, 0, 1]) == 1.0
-    assert auroc([0.9, 0.2, 0.1], [1, 0, 0]) == 1.0
-    assert auroc([0.9, 0.2, 0.1], [0, 1, 1]) == 0.0
-    assert auroc([1.0, 1.0], [0, 1]) == 0.5
-    assert math.isnan(auroc([1.0, 2.0], [1, 1]))
-    with pytest.raises(DataError):
-        auroc([1.0, 2.0], [1])
 
 
 def test_dataset_shift_keeps_identities_and_makes_means_non_negative() -> None:

@@ -16,7 +16,6 @@ their last epoch.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import traceback
@@ -32,9 +31,8 @@ from tqdm.auto import tqdm
 
 from ..errors import InterplayError
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
+from ..metrics import selection_metric, selection_score
 from .grid import RunSpec, load_spec, plan
-
-LOWER_IS_BETTER = {"loss", "mae"}
 
 
 def _run_one(config: dict[str, Any], run_dir: str) -> float:
@@ -64,12 +62,9 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: obj}
 
 
-def selection_score(metrics: dict[str, Any], select_metric: str, task_is_regression: bool) -> float:
-    key = select_metric if select_metric != "auto" else ("mae" if task_is_regression else "accuracy")
-    value = metrics["val"].get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return -math.inf
-    return -value if key in LOWER_IS_BETTER else value
+def _validation_score(metrics: dict[str, Any], select_metric: str) -> float:
+    key = selection_metric(select_metric, regression="mae" in metrics["val"])
+    return selection_score(key, metrics["val"].get(key))
 
 
 @dataclass
@@ -94,7 +89,7 @@ def collect(out: Path, runs: list[RunSpec]) -> list[dict[str, Any]]:
             "method_name": r.method.name, "hyperparameters": json.dumps(r.config.method.params, sort_keys=True),
             "searched": json.dumps(r.hp, sort_keys=True), **{f"hp.{k}": v for k, v in r.hp.items()},
             "seed": r.seed, "run_dir": str(r.rel_dir), "wall_s": timing.get("wall_s"),
-            "_score": selection_score(metrics, r.config.train.select_metric, "mae" in metrics["val"]),
+            "_score": _validation_score(metrics, r.config.train.select_metric),
         }
         row.update({k: v for k, v in flatten(metrics).items() if k not in ("method", "data", "seed")})
         rows.append(row)

@@ -27,7 +27,8 @@ from ..errors import DataError
 from ..registry import Registry
 from .batch import Batch
 
-DATASETS: Registry[Callable[..., DataSplits]] = Registry("dataset")
+DATASETS: Registry[Callable[..., DataSplits]] = Registry("dataset", package="interplay.data",
+                                                        group="interplay.datasets")
 
 
 @dataclass
@@ -57,7 +58,7 @@ def problems(groups: Mapping[str, Sequence[Any]]) -> str:
 
 #: dataset name -> ``verify(root) -> list[Check]`` (layout, shapes, split sizes, checksums). A failing check's
 #: message says what is missing, where to obtain it and where to put it.
-VERIFIERS: Registry[Callable[[str | None], list[Check]]] = Registry("dataset verifier")
+VERIFIERS: Registry[Callable[[str | None], list[Check]]] = Registry("dataset verifier", package="interplay.data")
 
 #: keyword arguments every dataset builder receives (filled from the ``data`` config section).
 COMMON_FIELDS = ("seed", "n_train", "n_test", "val_fraction", "root")

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import backbones
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
 from .cremad import read_image
@@ -215,8 +216,6 @@ def _image_input(base: Path, split: _Split, mode: str, opts: dict[str, Any]) -> 
             return torch.from_numpy(np.stack([read_image(p, size) for p in paths]))
 
         return cached("hateful-memes", {**params, "image_size": size}, PREPROCESSING_VERSION, build)
-    from ..models import backbones
-
     bdir = backbones.backbone_dir(opts["image_backbone"], "data.image_backbone")
     params.update(backbone=str(bdir.resolve()), backbone_files=files_fingerprint(sorted(bdir.rglob("*"))),
                   pooling=opts["pooling"])
@@ -240,8 +239,6 @@ def _text_input(split: _Split, mode: str, opts: dict[str, Any]) -> Tensor:
     texts = [m.text for m in split.memes]
     if mode == "hashed":
         return hashed_bow(texts, opts["hash_dim"])
-    from ..models import backbones
-
     bdir = backbones.backbone_dir(opts["text_backbone"], "data.text_backbone")
     params = {"texts": texts, "mode": mode, "backbone": str(bdir.resolve()), "max_length": opts["max_text_length"],
               "backbone_files": files_fingerprint(sorted(bdir.rglob("*"))), "pooling": opts["pooling"]}
@@ -340,18 +337,13 @@ def hateful_memes(*, seed: int = 0, n_train: int | None = None, n_test: int | No
         image = _standardise(image, (0,))
     if text_mode in ("file", "frozen"):
         text = _standardise(text, (0,))
-    from ..models import backbones
-
     suggested: dict[str, str] = {}
-    for kind in ("image", "text"):  # a previous build in this process must not leave its backbone active
-        backbones.ACTIVE_BACKBONES.pop(kind, None)
-    if finetune:
-        if image_mode == "finetune":
-            backbones.activate_backbone("image", image_backbone, pooling)
-            suggested["image"] = "hf-image"
-        if text_mode == "finetune":
-            backbones.activate_backbone("text", text_backbone, pooling)
-            suggested["text"] = "hf-text"
+    options: dict[str, dict[str, str]] = {}
+    if finetune:  # the backbone directory travels in DataInfo to the hf-image / hf-text encoders
+        for kind, mode, path in (("image", image_mode, image_backbone), ("text", text_mode, text_backbone)):
+            if mode == "finetune":
+                suggested[kind] = f"hf-{kind}"
+                options[kind] = {"path": str(path), "pooling": pooling}
     sets = {}
     for name, s in splits.items():
         meta = {"id": torch.as_tensor([int(m.id) for m in s.memes])} if all(m.id.isdigit() for m in s.memes) else {}
@@ -362,6 +354,7 @@ def hateful_memes(*, seed: int = 0, n_train: int | None = None, n_test: int | No
                                                       "text": tuple(text["train"].shape[1:])},
                     num_classes=2, class_names=list(CLASS_NAMES),
                     extra={"inputs": {"image": image_mode, "text": text_mode}, "encoders": suggested,
+                           "encoder_options": options,
                            "splits": {k: s.source.name for k, s in splits.items()},
                            "preprocessing_version": PREPROCESSING_VERSION})
     return DataSplits(train=sets["train"], val=sets["val"], test=sets["test"], info=info)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,26 +75,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker(rank: int, world: int, port: int, config: dict[str, Any], out_dir: str, quiet: bool) -> None:
-    from ..config import RunConfig
-    from .trainer import Trainer
-
+def _worker(rank: int, world: int, port: int, fit: Callable[[dict[str, Any], str, bool], Any],
+            config: dict[str, Any], out_dir: str, quiet: bool, cuda: bool) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    cfg = RunConfig.from_dict(config)
-    cuda = cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())
     if cuda:
         torch.cuda.set_device(rank)
     else:
         torch.set_num_threads(max(1, torch.get_num_threads() // world))
     dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
     try:
-        Trainer(cfg, out_dir, quiet=quiet or rank > 0).fit()
+        fit(config, out_dir, quiet or rank > 0)
     finally:
         dist.destroy_process_group()
 
 
-def spawn_fit(config: dict[str, Any], out_dir: Path, devices: int, quiet: bool) -> None:
-    """Run ``devices`` training processes on one machine and wait for them."""
+def spawn_fit(fit: Callable[[dict[str, Any], str, bool], Any], config: dict[str, Any], out_dir: Path, devices: int,
+              quiet: bool, cuda: bool) -> None:
+    """Run ``fit(config, out_dir, quiet)`` in ``devices`` processes on one machine, each in a process group of
+    ``devices`` ranks (NCCL with ``cuda``, one GPU per rank; gloo otherwise), and wait for them. ``fit`` must be
+    a module-level function (it is pickled into the spawned processes)."""
     import torch.multiprocessing as mp
 
-    mp.spawn(_worker, args=(devices, free_port(), config, str(out_dir), quiet), nprocs=devices, join=True)
+    mp.spawn(_worker, args=(devices, free_port(), fit, config, str(out_dir), quiet, cuda), nprocs=devices, join=True)

@@ -2,57 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from ..data import DataInfo, MultimodalDataset
+from ..metrics import accuracy, accuracy_by_group, agreement_groups, auroc, macro_f1, regression_metrics
 from ..models import MultimodalModel
-from ..objectives import Objective
-from .metrics import accuracy, accuracy_by_group, agreement_groups, auroc, macro_f1, regression_metrics
-
-
-@dataclass
-class EvalOutput:
-    """Predictions on a whole split (CPU tensors): ``logits`` ``(N, C)``, ``target`` / ``index`` ``(N,)``,
-    per-sample ``meta``, ``unimodal_logits`` ``{m: (N, C)}`` when the method has them, method ``extras``."""
-
-    logits: Tensor
-    target: Tensor
-    index: Tensor
-    meta: dict[str, Tensor] = field(default_factory=dict)
-    unimodal_logits: dict[str, Tensor] | None = None
-    extras: dict[str, Tensor] = field(default_factory=dict)
-    task: str = "classification"
-    #: predictions ``{m: (N,)}`` of separately trained unimodal reference models on the same samples
-    reference_pred: dict[str, Tensor] | None = None
-
-    @property
-    def pred(self) -> Tensor:
-        """``(N,)`` predicted classes, or predicted values for regression."""
-        return to_prediction(self.logits, self.task)
-
-    @property
-    def correct(self) -> Tensor:
-        """``(N,)`` bool: right class; for regression, right sign (the Acc2 notion of correct)."""
-        return is_correct(self.logits, self.target, self.task)
-
-
-def to_prediction(logits: Tensor, task: str) -> Tensor:
-    return logits[..., 0] if task == "regression" else logits.argmax(-1)
-
-
-def is_correct(logits: Tensor, target: Tensor, task: str) -> Tensor:
-    return pred_correct(to_prediction(logits, task), target, task)
-
-
-def pred_correct(pred: Tensor, target: Tensor, task: str) -> Tensor:
-    """``(N,)`` bool from predicted classes (or values: right sign, for regression)."""
-    if task == "regression":
-        return (pred > 0) == (target > 0)
-    return pred == target
+from ..objectives import EvalOutput, Objective, is_correct, pred_correct, to_prediction
 
 
 @torch.no_grad()

@@ -32,9 +32,10 @@ import torch.distributed as dist
 import yaml
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .._version import __version__
 from ..config import RunConfig, resolve_params, signature_schema
 from ..data import COMMON_FIELDS, DATASETS, DataSplits, check_labels
+from ..device import resolve_device
 from ..errors import ConfigError
 from ..io import (
     atomic_torch_save,
@@ -44,13 +45,13 @@ from ..io import (
     atomic_write_text,
     read_json,
 )
+from ..metrics import selection_metric, selection_score
 from ..models import MultimodalModel, build_model
 from ..objectives import Objective, Stage, TrainState, build_objective, method_params
-from .distributed import all_reduce_sums, is_distributed, rank_and_world, wrap
+from .distributed import all_reduce_sums, is_distributed, rank_and_world, spawn_fit, wrap
 from .evaluation import EvalOutput, evaluate, is_correct, prediction_rows, split_metrics
 from .seeding import epoch_generator, rng_state, seed_everything, set_rng_state
 
-LOWER_IS_BETTER = {"loss", "mae"}
 PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
@@ -89,18 +90,6 @@ def build_data(cfg: RunConfig) -> DataSplits:
         for split in (splits.train, splits.val, splits.test):
             check_labels(split.target, splits.info.num_classes, split.name)
     return splits
-
-
-def resolve_device(name: str, field: str = "train.device") -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` as a device; a :class:`ConfigError` naming ``field`` otherwise."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"{field}: {name!r} requested but no CUDA device is available (use cpu)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"{field}: unknown device {name!r}; expected cpu, cuda, cuda:N or auto") from None
 
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -250,18 +239,18 @@ class Trainer:
 
     def _fit_spawned(self) -> dict[str, Any]:
         """``train.devices > 1`` without a process group: spawn one process per device (DDP)."""
-        from .distributed import spawn_fit
-
+        t = self.cfg.train
+        cuda = t.device.startswith("cuda") or (t.device == "auto" and torch.cuda.is_available())
         if self.out is None:
             import tempfile
 
             with tempfile.TemporaryDirectory() as tmp:
-                spawn_fit(self.cfg.to_dict(), Path(tmp) / "run", self.cfg.train.devices, self.quiet)
+                spawn_fit(_fit_rank, self.cfg.to_dict(), Path(tmp) / "run", t.devices, self.quiet, cuda)
                 return read_json(Path(tmp) / "run" / "metrics.json")
         done = self._prepare_dir()
         if done is not None:
             return done
-        spawn_fit(self.cfg.to_dict(), self.out, self.cfg.train.devices, self.quiet)
+        spawn_fit(_fit_rank, self.cfg.to_dict(), self.out, t.devices, self.quiet, cuda)
         return read_json(self.out / "metrics.json")
 
     # ------------------------------------------------------------------ stages
@@ -345,13 +334,11 @@ class Trainer:
                         self.device)
 
     def _score(self, val: dict[str, Any]) -> float:
-        key = self.cfg.train.select_metric
-        if key == "auto":
-            key = "mae" if self.data.info.task == "regression" else "accuracy"
+        key = selection_metric(self.cfg.train.select_metric, self.data.info.task == "regression")
         if key not in val:
             raise ConfigError(f"train.select_metric: {key!r} is not a validation metric; expected one of "
                               f"{', '.join(sorted(k for k, v in val.items() if isinstance(v, float)))}")
-        return -val[key] if key in LOWER_IS_BETTER else val[key]
+        return selection_score(key, val[key])
 
     # ------------------------------------------------------------------ checkpoints
     def _weights(self) -> dict[str, Any]:
@@ -451,6 +438,11 @@ class Trainer:
             atomic_write_jsonl(self.out / "log.jsonl", self.log)
             atomic_write_json(self.out / "metrics.json", metrics)
         return metrics
+
+
+def _fit_rank(config: dict[str, Any], out_dir: str, quiet: bool) -> None:
+    """One rank of a spawned DDP run (see :func:`~interplay.engine.distributed.spawn_fit`)."""
+    Trainer(RunConfig.from_dict(config), out_dir, quiet=quiet).fit()
 
 
 def train(cfg: RunConfig, out_dir: str | Path | None = None, quiet: bool = True) -> dict[str, Any]:

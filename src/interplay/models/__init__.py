@@ -1,10 +1,8 @@
 """Models: per-modality encoders, fusion, heads, and :class:`MultimodalModel`."""
 
-from . import backbones as _backbones  # noqa: F401  (registers "hf-image", "hf-text")
-from . import sequence as _sequence  # noqa: F401  (registers "gru", "transformer")
-from . import vision as _vision  # noqa: F401  (registers "cnn", "frames")
+from ..layers import mlp
 from .builder import AUTO_ENCODERS, build_model, encoder_name
-from .encoders import ENCODERS, MLPEncoder, mlp
+from .encoders import ENCODERS, MLPEncoder
 from .fusion import FUSIONS, ConcatFusion, Replacement, Shuffled, stack_variants
 from .model import MultimodalModel
 

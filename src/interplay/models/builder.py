@@ -7,7 +7,8 @@ from torch import nn
 from ..config import ModelConfig
 from ..data import DataInfo
 from ..errors import ConfigError
-from .encoders import ENCODERS, mlp
+from ..layers import mlp
+from .encoders import ENCODERS
 from .fusion import FUSIONS
 from .model import MultimodalModel
 
@@ -34,6 +35,15 @@ def dataset_encoder(cfg: ModelConfig, info: DataInfo, modality: str) -> str:
     return encoder_name(cfg, modality, info.modalities[modality])
 
 
+def _build_encoder(cfg: ModelConfig, info: DataInfo, modality: str) -> nn.Module:
+    """The encoder of ``modality``; when it is the one the dataset suggests, with the dataset's options for it
+    (``info.extra["encoder_options"][modality]``, e.g. the directory of a backbone to fine-tune)."""
+    name = dataset_encoder(cfg, info, modality)
+    options = info.extra.get("encoder_options", {}).get(modality, {}) \
+        if name == info.extra.get("encoders", {}).get(modality) else {}
+    return ENCODERS.get(name)(info.modalities[modality], cfg.encoder_hidden, cfg.dropout, **options)
+
+
 def build_model(cfg: ModelConfig, info: DataInfo) -> MultimodalModel:
     """Encoders per modality of ``info`` (:func:`encoder_name`), ``cfg.fusion`` fusion, a linear head with
     ``info.num_classes`` outputs, and (if ``cfg.unimodal_heads``) per-modality heads with the fusion
@@ -42,8 +52,7 @@ def build_model(cfg: ModelConfig, info: DataInfo) -> MultimodalModel:
     if unknown:
         raise ConfigError(f"model.encoders: unknown modality {unknown[0]!r}; expected one of "
                           f"{', '.join(sorted(info.modalities))}")
-    encoders = nn.ModuleDict({m: ENCODERS.get(dataset_encoder(cfg, info, m))(shape, cfg.encoder_hidden, cfg.dropout)
-                              for m, shape in sorted(info.modalities.items())})
+    encoders = nn.ModuleDict({m: _build_encoder(cfg, info, m) for m in sorted(info.modalities)})
     dims = {m: int(e.out_dim) for m, e in encoders.items()}
     fusion = FUSIONS.get(cfg.fusion)(dims, cfg.fusion_hidden, cfg.dropout)
     head = nn.Linear(fusion.out_dim, info.num_classes)

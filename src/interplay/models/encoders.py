@@ -8,22 +8,12 @@ from collections.abc import Callable, Sequence
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..layers import mlp
 from ..registry import Registry
 
 #: encoder name -> builder ``(input_shape, hidden, dropout) -> module with an ``out_dim`` attribute``
-ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder")
-
-
-def mlp(sizes: Sequence[int], dropout: float = 0.0, last_activation: bool = True) -> nn.Sequential:
-    """``Linear -> ReLU (-> Dropout)`` stack through ``sizes`` (``sizes[0]`` is the input width)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2 or last_activation:
-            layers.append(nn.ReLU())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
+ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder", package="interplay.models",
+                                                       group="interplay.encoders")
 
 
 class MLPEncoder(nn.Module):

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers import mlp
 from ..registry import Registry
-from .encoders import mlp
 
 #: fusion name -> builder ``(feature_dims: dict[str, int], hidden, dropout) -> module with ``out_dim````
-FUSIONS: Registry[Callable[..., nn.Module]] = Registry("fusion")
+FUSIONS: Registry[Callable[..., nn.Module]] = Registry("fusion", package="interplay.models", group="interplay.fusions")
 
 
 @dataclass(frozen=True)

@@ -6,22 +6,20 @@ Every module in this package is imported on first use, so adding ``objectives/NA
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from ..config import MethodConfig, resolve_params, signature_schema
-from .base import METHODS, Objective, ObjectiveOutput, Prediction, Stage, TrainState, mean_of_probabilities
-
-_SKIP = {"base"}
-
-
-def _import_all() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name not in _SKIP and not mod.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{mod.name}")
-
-
-_import_all()
+from .base import (
+    METHODS,
+    EvalOutput,
+    Objective,
+    ObjectiveOutput,
+    Prediction,
+    Stage,
+    TrainState,
+    is_correct,
+    mean_of_probabilities,
+    pred_correct,
+    to_prediction,
+)
 
 
 def method_params(name: str, params: dict | None = None) -> dict:
@@ -34,5 +32,5 @@ def build_objective(cfg: MethodConfig) -> Objective:
     return METHODS.get(cfg.name)(**method_params(cfg.name, cfg.params))
 
 
-__all__ = ["METHODS", "Objective", "ObjectiveOutput", "Prediction", "Stage", "TrainState", "build_objective",
-           "mean_of_probabilities", "method_params"]
+__all__ = ["METHODS", "EvalOutput", "Objective", "ObjectiveOutput", "Prediction", "Stage", "TrainState",
+           "build_objective", "is_correct", "mean_of_probabilities", "method_params", "pred_correct", "to_prediction"]

@@ -28,10 +28,10 @@ from ..errors import ConfigError
 from ..registry import Registry
 
 if TYPE_CHECKING:
-    from ..engine.evaluation import EvalOutput
     from ..models import MultimodalModel
 
-METHODS: Registry[type[Objective]] = Registry("method")
+METHODS: Registry[type[Objective]] = Registry("method", package="interplay.objectives", group="interplay.methods",
+                                              skip=("base",))
 
 
 @dataclass
@@ -54,6 +54,47 @@ class ObjectiveOutput:
     loss: Tensor
     logits: Tensor
     parts: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class EvalOutput:
+    """Predictions on a whole split (CPU tensors): ``logits`` ``(N, C)``, ``target`` / ``index`` ``(N,)``,
+    per-sample ``meta``, ``unimodal_logits`` ``{m: (N, C)}`` when the method has them, method ``extras``."""
+
+    logits: Tensor
+    target: Tensor
+    index: Tensor
+    meta: dict[str, Tensor] = field(default_factory=dict)
+    unimodal_logits: dict[str, Tensor] | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+    task: str = "classification"
+    #: predictions ``{m: (N,)}`` of separately trained unimodal reference models on the same samples
+    reference_pred: dict[str, Tensor] | None = None
+
+    @property
+    def pred(self) -> Tensor:
+        """``(N,)`` predicted classes, or predicted values for regression."""
+        return to_prediction(self.logits, self.task)
+
+    @property
+    def correct(self) -> Tensor:
+        """``(N,)`` bool: right class; for regression, right sign (the Acc2 notion of correct)."""
+        return is_correct(self.logits, self.target, self.task)
+
+
+def to_prediction(logits: Tensor, task: str) -> Tensor:
+    return logits[..., 0] if task == "regression" else logits.argmax(-1)
+
+
+def is_correct(logits: Tensor, target: Tensor, task: str) -> Tensor:
+    return pred_correct(to_prediction(logits, task), target, task)
+
+
+def pred_correct(pred: Tensor, target: Tensor, task: str) -> Tensor:
+    """``(N,)`` bool from predicted classes (or values: right sign, for regression)."""
+    if task == "regression":
+        return (pred > 0) == (target > 0)
+    return pred == target
 
 
 @dataclass

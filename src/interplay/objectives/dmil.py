@@ -10,7 +10,7 @@ See ``docs/methods/dmil.md``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,12 +18,18 @@ from torch import Tensor, nn
 
 from ..data import Batch, DataSplits
 from ..errors import ConfigError
+from ..layers import mlp
 from ..models import MultimodalModel
-from ..models.encoders import mlp
-from .base import METHODS, Objective, ObjectiveOutput, Prediction, Stage, TrainState, mean_of_probabilities
-
-if TYPE_CHECKING:
-    from ..engine.evaluation import EvalOutput
+from .base import (
+    METHODS,
+    EvalOutput,
+    Objective,
+    ObjectiveOutput,
+    Prediction,
+    Stage,
+    TrainState,
+    mean_of_probabilities,
+)
 
 #: component of the full variant -> the pid-xor source it should pick up (``U1``/``U2``: sorted modalities)
 FULL_COMPONENTS: dict[str, str] = {"R": "redundant", "U1": "unique1", "U2": "unique2", "S": "synergistic"}

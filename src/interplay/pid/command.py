@@ -237,7 +237,8 @@ def _data_settings(args: argparse.Namespace, splits: Any, split: str) -> dict[st
 
 def _run_lsmi(args: argparse.Namespace, splits: Any) -> int:
     from ..bench.tables import format_table
-    from .lsmi import TERMS, auroc, lsmi_splits
+    from ..metrics import auroc
+    from .lsmi import TERMS, lsmi_splits
 
     if args.split not in (None, "test"):
         raise ConfigError("--split: lsmi is fitted on train/val and evaluated on the held-out test split; "

@@ -48,7 +48,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -61,7 +60,6 @@ __all__ = [
     "GaussianMixture",
     "KernelMixture",
     "LSMIResult",
-    "auroc",
     "dataset_shift",
     "fit_classifier",
     "lsmi",
@@ -100,36 +98,6 @@ def dataset_shift(terms: dict[str, Tensor]) -> tuple[float, str | None]:
     c = (lo + hi) / 2
     return c, (f"lsmi shift: no dataset-level shift makes all four means non-negative (r and s need c >= {lo:.4g}, "
                f"u1 and u2 need c <= {hi:.4g}); used the midpoint c = {c:.4g}")
-
-
-def auroc(scores: Any, labels: Any) -> float:
-    r"""Area under the ROC curve of ``scores`` (``(N,)``) for binary ``labels`` (``(N,)``, positive = true/1).
-
-    Mann-Whitney form with average ranks for ties::
-
-        AUROC = (sum_{n positive} rank_n - P (P + 1) / 2) / (P Q)
-
-    (``P`` positives, ``Q`` negatives, ranks 1..N ascending). ``nan`` when one class is absent.
-    """
-    s = np.asarray(scores.detach().cpu() if isinstance(scores, Tensor) else scores, dtype=np.float64).ravel()
-    t = np.asarray(labels.detach().cpu() if isinstance(labels, Tensor) else labels).ravel().astype(bool)
-    if s.shape != t.shape:
-        raise DataError(f"auroc: scores and labels differ in length ({s.size} vs {t.size})")
-    if np.isnan(s).any():
-        raise DataError("auroc: scores contain NaN")
-    n_pos = int(t.sum())
-    n_neg = t.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    order = np.argsort(s, kind="mergesort")
-    sorted_s = s[order]
-    ranks = np.empty(s.size, dtype=np.float64)
-    # average rank of each run of equal scores
-    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
-    ends = np.r_[starts[1:], s.size]
-    avg = (starts + ends + 1) / 2.0  # ranks are 1-based: run [a, b) has ranks a+1..b
-    ranks[order] = np.repeat(avg, ends - starts)
-    return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 # ---------------------------------------------------------------------------------------------- classifiers

@@ -4,8 +4,11 @@ Two uses:
 
 * frozen feature extraction (:func:`image_embeddings`, :func:`text_embeddings`): a dataset precomputes one
   vector per sample once and caches it, and training runs on the vectors (cheap);
-* fine-tuning through the encoder registry: ``hf-image`` / ``hf-text`` wrap the backbone that a dataset built in
-  fine-tuning mode activated with :func:`activate_backbone` (``hateful-memes`` with ``data.finetune=true``).
+* fine-tuning through the encoder registry: ``hf-image`` / ``hf-text`` (:mod:`interplay.models.hf`) wrap the
+  backbone that a dataset built in fine-tuning mode names in its ``DataInfo`` (``hateful-memes`` with
+  ``data.finetune=true``).
+
+This module sits below both ``data`` (which embeds with it) and ``models`` (which fine-tunes with it).
 
 A backbone directory is anything ``save_pretrained`` wrote (``config.json`` + weights), loaded with the ``Auto``
 classes and ``local_files_only=True``: CLIP (``CLIPModel``, ``CLIPVisionModel``, ``CLIPTextModel``), ViT,
@@ -26,8 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError, DataError
-from .encoders import ENCODERS
+from .device import resolve_device
+from .errors import ConfigError, DataError
 
 POOLINGS = ("auto", "mean", "cls", "pooler")
 #: CLIP's pixel normalisation, used when a backbone directory has no preprocessor_config.json
@@ -182,8 +185,6 @@ def run_text(model: nn.Module, ids: Tensor, mask: Tensor, pooling: str) -> Tenso
 
 
 def _device(name: str) -> torch.device:
-    from ..engine.trainer import resolve_device
-
     return resolve_device(name, "data.backbone_device")
 
 
@@ -232,79 +233,3 @@ def _batches(n: int, batch_size: int, progress: str | None) -> Iterator[int]:
 
     starts = range(0, n, max(1, batch_size))
     return iter(tqdm(starts, desc=progress, disable=None if progress else True, leave=False))
-
-
-# ------------------------------------------------------------------------------------------ fine-tuning encoders
-#: kind ("image" / "text") -> (backbone directory, pooling); set by a dataset in fine-tuning mode
-ACTIVE_BACKBONES: dict[str, tuple[str, str]] = {}
-
-
-def activate_backbone(kind: str, path: str | Path, pooling: str = "auto") -> None:
-    """Make ``hf-<kind>`` encoders load the backbone at ``path`` (called by datasets in fine-tuning mode)."""
-    if kind not in ("image", "text"):
-        raise ValueError(f"kind must be image or text, got {kind!r}")
-    ACTIVE_BACKBONES[kind] = (str(path), pooling)
-
-
-def _active(kind: str) -> tuple[str, str]:
-    if kind not in ACTIVE_BACKBONES:
-        raise ConfigError(f"model.encoder hf-{kind}: no {kind} backbone is active; a dataset in fine-tuning mode sets "
-                          f"it, e.g. --set data.{kind}_backbone=DIR --set data.finetune=true")
-    return ACTIVE_BACKBONES[kind]
-
-
-class HFImageEncoder(nn.Module):
-    """A trainable backbone on ``(B, 3, H, W)`` pixel values -> ``(B, D)`` pooled features (``D``: the backbone's)."""
-
-    def __init__(self, input_shape: Sequence[int], path: str, pooling: str = "auto", dropout: float = 0.0) -> None:
-        super().__init__()
-        if len(input_shape) != 3:
-            raise ConfigError(f"model.encoder: hf-image expects (3, H, W) pixel values, got shape {tuple(input_shape)}")
-        self.backbone = load_backbone(path, "data.image_backbone").train()
-        self.pooling = pooling
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        with torch.no_grad():
-            self.out_dim = int(self._features(torch.zeros(1, *input_shape)).shape[1])
-
-    def _features(self, x: Tensor) -> Tensor:
-        return run_image(self.backbone, x, self.pooling)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self._features(x))
-
-
-class HFTextEncoder(nn.Module):
-    """A trainable text backbone on ``(B, 2, L)`` inputs (row 0: token ids, row 1: attention mask, stored as
-    floats) -> ``(B, D)`` pooled features."""
-
-    def __init__(self, input_shape: Sequence[int], path: str, pooling: str = "auto", dropout: float = 0.0) -> None:
-        super().__init__()
-        if len(input_shape) != 2 or int(input_shape[0]) != 2:
-            raise ConfigError(f"model.encoder: hf-text expects (2, L) [token ids; attention mask] inputs, got shape "
-                              f"{tuple(input_shape)}")
-        self.backbone = load_backbone(path, "data.text_backbone").train()
-        self.pooling = pooling
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        length = int(input_shape[1])
-        with torch.no_grad():
-            dummy = torch.stack([torch.zeros(length), torch.ones(length)])[None]
-            self.out_dim = int(self._features(dummy).shape[1])
-
-    def _features(self, x: Tensor) -> Tensor:
-        ids, mask = x[:, 0].round().long(), x[:, 1].round().long()
-        return run_text(self.backbone, ids, mask, self.pooling)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self._features(x))
-
-
-@ENCODERS.register("hf-image")
-def build_hf_image(input_shape: Sequence[int], hidden: Sequence[int], dropout: float = 0.0) -> nn.Module:
-    path, pooling = _active("image")
-    return HFImageEncoder(input_shape, path, pooling, dropout)
-
-
-@ENCODERS.register("hf-text")
-def build_hf_text(input_shape: Sequence[int], hidden: Sequence[int], dropout: float = 0.0) -> nn.Module:
-    path, pooling = _active("text")
-    return HFTextEncoder(input_shape, path, pooling, dropout)

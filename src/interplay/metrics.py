@@ -1,11 +1,17 @@
-"""Evaluation metrics (functional; tensors in, Python floats out)."""
+"""Evaluation metrics (functional; tensors in, Python floats out) and the rule that orients them for model
+selection. Ground floor: the engine, the bench and the PID estimators all use these."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from .errors import DataError
 
 
 def accuracy(pred: Tensor, target: Tensor) -> float:
@@ -94,15 +100,49 @@ def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
             "acc2_has0": float((p0 == t0).double().mean()), "f1_has0": weighted_f1(p0, t0), "accuracy": acc2}
 
 
-def auroc(scores: Tensor, labels: Tensor) -> float | None:
-    """Area under the ROC curve of positive-class ``scores`` ``(N,)`` against binary ``labels`` ``(N,)``
-    (the Mann-Whitney statistic; tied scores count half). ``None`` when only one class is present."""
+def auroc(scores: Any, labels: Any) -> float:
+    r"""Area under the ROC curve of positive-class ``scores`` ``(N,)`` against binary ``labels`` ``(N,)``
+    (tensors, arrays or lists; positive = true/1).
+
+    Mann-Whitney form with average ranks for ties (tied scores count half)::
+
+        AUROC = (sum_{n positive} rank_n - P (P + 1) / 2) / (P Q)
+
+    (``P`` positives, ``Q`` negatives, ranks 1..N ascending). ``nan`` when one class is absent (written as
+    ``null`` in JSON); :class:`~interplay.errors.DataError` for different lengths or NaN scores.
+    """
     from scipy.stats import rankdata
 
-    s = torch.as_tensor(scores).double().cpu().flatten().numpy()
-    y = torch.as_tensor(labels).cpu().flatten().bool().numpy()
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    s = np.asarray(scores.detach().cpu() if isinstance(scores, Tensor) else scores, dtype=np.float64).ravel()
+    y = np.asarray(labels.detach().cpu() if isinstance(labels, Tensor) else labels).ravel().astype(bool)
+    if s.shape != y.shape:
+        raise DataError(f"auroc: scores and labels differ in length ({s.size} vs {y.size})")
+    if np.isnan(s).any():
+        raise DataError("auroc: scores contain NaN")
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
-        return None
+        return math.nan
     ranks = rankdata(s)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+# ------------------------------------------------------------------------------------------ model selection
+#: validation metrics that are minimised when picking the best epoch or the best hyperparameters; every other
+#: metric is maximised
+LOWER_IS_BETTER = frozenset({"loss", "mae"})
+
+
+def selection_metric(select_metric: str, regression: bool) -> str:
+    """The metric ``train.select_metric`` names; ``auto``: ``mae`` for regression, ``accuracy`` otherwise."""
+    if select_metric != "auto":
+        return select_metric
+    return "mae" if regression else "accuracy"
+
+
+def selection_score(key: str, value: float | None) -> float:
+    """``value`` of metric ``key`` oriented so that higher is better (negated for :data:`LOWER_IS_BETTER`);
+    a missing or NaN value scores ``-inf`` (never selected over a real one)."""
+    if value is None or math.isnan(value):
+        return -math.inf
+    return -value if key in LOWER_IS_BETTER else value

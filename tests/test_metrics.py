@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
-from interplay.engine.metrics import accuracy, accuracy_by_group, agreement_groups, macro_f1
+from interplay.errors import DataError
+from interplay.metrics import accuracy, accuracy_by_group, agreement_groups, auroc, macro_f1
 
 
 @settings(max_examples=60, deadline=None)
@@ -48,7 +51,7 @@ def test_regression_metrics_against_references():
     from scipy.stats import pearsonr
     from sklearn.metrics import f1_score
 
-    from interplay.engine.metrics import regression_metrics
+    from interplay.metrics import regression_metrics
 
     rng = np.random.default_rng(0)
     target = np.round(rng.uniform(-3, 3, 300) * 3) / 3
@@ -68,11 +71,34 @@ def test_regression_metrics_against_references():
 def test_auroc_against_sklearn():
     from sklearn.metrics import roc_auc_score
 
-    from interplay.engine.metrics import auroc
+    from interplay.metrics import auroc
 
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 200)
     s = np.round(rng.normal(size=200) + y, 1)  # ties included
     assert auroc(torch.tensor(s), torch.tensor(y)) == pytest.approx(roc_auc_score(y, s))
     assert auroc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1])) == 0.75
-    assert auroc(torch.tensor([0.2]), torch.tensor([1])) is None
+    assert math.isnan(auroc(torch.tensor([0.2]), torch.tensor([1])))
+
+
+def test_auroc_matches_sklearn_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        scores = rng.integers(0, 6, 300).astype(float)  # many ties
+        labels = rng.random(300) < 0.3
+        assert auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    scores = rng.normal(size=500)
+    labels = rng.random(500) < scores.clip(0, 1)
+    assert auroc(torch.tensor(scores), torch.tensor(labels)) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_auroc_edge_cases() -> None:
+    assert auroc([0.1, 0.2, 0.9], [0, 0, 1]) == 1.0
+    assert auroc([0.9, 0.2, 0.1], [1, 0, 0]) == 1.0
+    assert auroc([0.9, 0.2, 0.1], [0, 1, 1]) == 0.0
+    assert auroc([1.0, 1.0], [0, 1]) == 0.5
+    assert math.isnan(auroc([1.0, 2.0], [1, 1]))
+    with pytest.raises(DataError):
+        auroc([1.0, 2.0], [1])

@@ -170,17 +170,16 @@ def pool(output: Any, pooling: str, kind: str, attention_mask: Tensor | None = N
 
 def run_image(model: nn.Module, pixels: Tensor, pooling: str) -> Tensor:
     clip_like = "clip" in model_type(model) or "siglip" in model_type(model)
-    out = model.get_image_features(pixel_values=pixels) if hasattr(model, "get_image_features") else \
-        model(pixel_values=pixels)
+    features = getattr(model, "get_image_features", None)
+    out = features(pixel_values=pixels) if callable(features) else model(pixel_values=pixels)
     return pool(out, pooling, "image", clip_like=clip_like)
 
 
 def run_text(model: nn.Module, ids: Tensor, mask: Tensor, pooling: str) -> Tensor:
     clip_like = "clip" in model_type(model) or "siglip" in model_type(model)
-    if hasattr(model, "get_text_features"):
-        out = model.get_text_features(input_ids=ids, attention_mask=mask)
-    else:
-        out = model(input_ids=ids, attention_mask=mask)
+    features = getattr(model, "get_text_features", None)
+    out = features(input_ids=ids, attention_mask=mask) if callable(features) else model(input_ids=ids,
+                                                                                        attention_mask=mask)
     return pool(out, pooling, "text", mask, clip_like=clip_like)
 
 

@@ -344,7 +344,8 @@ def features(*, seed: int = 0, n_train: int | None = None, n_test: int | None = 
             raise DataError(f"{base}: the {part.name.split('/')[-1]} split is empty (too few samples for "
                             f"data.val_fraction={val_fraction:g}?)")
     shapes = {k: tuple(int(s) for s in v.shape[1:]) for k, v in sorted(parsed["train"][1].items())}
-    info = DataInfo(name="features", modalities=shapes, num_classes=int(num_classes) if kind == "classification" else 1,
+    n_out = int(num_classes) if kind == "classification" and num_classes is not None else 1
+    info = DataInfo(name="features", modalities=shapes, num_classes=n_out,
                     task=kind, extra={"root": str(base), "files": {s: str(p) for s, (p, _, _) in parsed.items()},
                                       "validation": val_source})
     splits = DataSplits(train=train, val=val, test=test, info=info)

@@ -320,12 +320,12 @@ def hateful_memes(*, seed: int = 0, n_train: int | None = None, n_test: int | No
     opts = {"image_size": image_size, "hash_dim": hash_dim, "max_text_length": max_text_length, "pooling": pooling,
             "batch_size": backbone_batch_size, "device": backbone_device, "image_backbone": image_backbone,
             "text_backbone": text_backbone}
-    if image_mode == "file":
+    if image_features:  # image_mode == "file"
         table = read_feature_file(image_features, "data.image_features")
         image = {k: features_for(s.memes, table, image_features, s.source) for k, s in splits.items()}
     else:
         image = {k: _image_input(base, s, image_mode, opts) for k, s in splits.items()}
-    if text_mode == "file":
+    if text_features:  # text_mode == "file"
         table = read_feature_file(text_features, "data.text_features")
         text = {k: features_for(s.memes, table, text_features, s.source) for k, s in splits.items()}
     else:

@@ -54,9 +54,8 @@ def from_outcomes(
         probs_arr = np.full(len(outs), 1.0 / len(outs))
     else:
         probs_arr = np.asarray(probs, dtype=np.float64)
-    if shape is None:
-        shape = tuple(int(m) + 1 for m in outs.max(0))  # type: ignore[assignment]
-    P = np.zeros(shape, dtype=np.float64)
+    dims = shape if shape is not None else tuple(int(m) + 1 for m in outs.max(0))
+    P = np.zeros(dims, dtype=np.float64)
     np.add.at(P, (outs[:, 0], outs[:, 1], outs[:, 2]), probs_arr)
     return P / P.sum()
 

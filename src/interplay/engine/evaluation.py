@@ -5,11 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ..data import DataInfo, MultimodalDataset
 from ..metrics import accuracy, accuracy_by_group, agreement_groups, auroc, macro_f1, regression_metrics
 from ..models import MultimodalModel
 from ..objectives import EvalOutput, Objective, is_correct, pred_correct, to_prediction
+
+
+def _cat_dicts(parts: list[dict[str, Tensor] | None]) -> dict[str, Tensor] | None:
+    """Per-key concatenation of per-batch dicts; ``None`` unless every batch has one."""
+    present = [p for p in parts if p]
+    if not present or len(present) != len(parts):
+        return None
+    return {k: torch.cat([p[k] for p in present]) for k in present[0]}
 
 
 @torch.no_grad()
@@ -34,7 +43,7 @@ def evaluate(objective: Objective, model: MultimodalModel, dataset: MultimodalDa
     return EvalOutput(
         logits=cat(logits), target=dataset.target.cpu(), index=torch.arange(len(dataset)),
         meta={k: v.cpu() for k, v in dataset.meta.items()},
-        unimodal_logits={k: cat([u[k] for u in uni]) for k in uni[0]} if uni and uni[0] else None,
+        unimodal_logits=_cat_dicts(uni),
         extras={k: cat([e[k] for e in extras]) for k in extras[0]} if extras and extras[0] else {},
         task=getattr(objective.info, "task", "classification"))
 

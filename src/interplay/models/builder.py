@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import nn
 
 from ..config import ModelConfig
@@ -35,6 +37,11 @@ def dataset_encoder(cfg: ModelConfig, info: DataInfo, modality: str) -> str:
     return encoder_name(cfg, modality, info.modalities[modality])
 
 
+def _out_dim(module: nn.Module) -> int:
+    """The feature width an encoder or fusion module declares in its ``out_dim`` attribute."""
+    return int(cast(int, module.out_dim))
+
+
 def _build_encoder(cfg: ModelConfig, info: DataInfo, modality: str) -> nn.Module:
     """The encoder of ``modality``; when it is the one the dataset suggests, with the dataset's options for it
     (``info.extra["encoder_options"][modality]``, e.g. the directory of a backbone to fine-tune)."""
@@ -53,9 +60,9 @@ def build_model(cfg: ModelConfig, info: DataInfo) -> MultimodalModel:
         raise ConfigError(f"model.encoders: unknown modality {unknown[0]!r}; expected one of "
                           f"{', '.join(sorted(info.modalities))}")
     encoders = nn.ModuleDict({m: _build_encoder(cfg, info, m) for m in sorted(info.modalities)})
-    dims = {m: int(e.out_dim) for m, e in encoders.items()}
+    dims = {m: _out_dim(e) for m, e in encoders.items()}
     fusion = FUSIONS.get(cfg.fusion)(dims, cfg.fusion_hidden, cfg.dropout)
-    head = nn.Linear(fusion.out_dim, info.num_classes)
+    head = nn.Linear(_out_dim(fusion), info.num_classes)
     unimodal = None
     if cfg.unimodal_heads:
         unimodal = nn.ModuleDict({

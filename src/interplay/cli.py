@@ -47,8 +47,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="interplay", description="Learning and measuring multimodal interactions.")
     parser.add_argument("--version", action="version", version=f"interplay {_version()}")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import a plugin first (module name or .py path; repeatable): it may register "
+                             "methods, datasets, encoders, fusions, estimators (docs/plugins.md)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
+    _evaluate_parser(sub)
+    _predict_parser(sub)
     from .pid import command as pid_command
 
     pid_command.add_parser(sub)
@@ -212,13 +217,102 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="recompute a trained run's test metrics, on its own data or on other data",
+                       description="Load a run's best.pt and evaluate it on its own test split (no data options: the "
+                                   "training test metrics) or on another dataset / other data parameters (the "
+                                   "run's data config with --data, --data-root and --set data.KEY=VALUE applied). "
+                                   "Writes OUT/metrics.json and OUT/predictions.csv; the run directory is not "
+                                   "touched.")
+    p.add_argument("run", metavar="DIR", help="run directory written by `interplay train`")
+    p.add_argument("--data", help="another dataset (default: the run's; its parameters start from their defaults)")
+    p.add_argument("--data-root", help="directory of the dataset's local copy")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
+                   help="override a data field, e.g. data.mix=synergistic=1, data.n_test=1000, data.seed=7")
+    p.add_argument("--out", required=True, help="directory for metrics.json and predictions.csv (not the run's)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+
+
+def _print_evaluation(metrics: dict[str, Any], out: str) -> None:
+    from .bench.tables import format_table
+
+    test = metrics["test"]
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    if "mae" in test:
+        rows = [[f"test {k}", num(test.get(k))] for k in ("mae", "corr", "acc7", "acc2", "f1", "acc2_has0")]
+    else:
+        rows = [["test accuracy", num(test["accuracy"])], ["test macro-F1", num(test["macro_f1"])]]
+    for name, acc in (test.get("accuracy_by_interaction") or {}).items():
+        rows.append([f"test {name}", num(acc)])
+    for name, g in (test.get("agreement_groups") or {}).items():
+        rows.append([f"test {name} (n={g['n']})", num(g["accuracy"])])
+    print(f"{metrics['method']} run {metrics['run_dir']} (best epoch {metrics['best_epoch']}) on {metrics['data']}: "
+          f"{metrics['samples']} test samples; results in {out}")
+    print(format_table(["metric", "value"], rows))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .config import parse_override
+    from .engine.reload import evaluate_run
+
+    overrides: dict[str, Any] = {} if args.data_root is None else {"root": args.data_root}
+    for text in args.overrides:
+        key, value = parse_override(text)
+        if not key.startswith("data."):
+            raise ConfigError(f"--set {text}: evaluate takes data.KEY=VALUE only (the model, method and training "
+                              f"settings are the run's)")
+        overrides[key.removeprefix("data.")] = value
+    metrics = evaluate_run(args.run, overrides or None, args.data, args.out, args.device)
+    _print_evaluation(metrics, args.out)
+    return 0
+
+
+def _predict_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict new inputs with a trained run",
+                       description="Per-sample predictions of a run's model (the method's own prediction rule) for "
+                                   "new inputs keyed by modality name, in the representation of the run's dataset. "
+                                   "Writes a CSV: index,pred,prob_<class>... (regression: index,pred).")
+    p.add_argument("run", metavar="DIR", help="run directory written by `interplay train`")
+    p.add_argument("--inputs", required=True, metavar="FILE",
+                   help=".npz (one array per modality, read with allow_pickle=False) or .pt (a dict of tensors, "
+                        "read with weights_only=True); each (N, *shape)")
+    p.add_argument("--out", required=True, metavar="FILE.csv", help="predictions CSV (outside the run directory)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .engine.reload import predict_file
+
+    preds = predict_file(args.run, args.inputs, args.out, args.device)
+    if preds.task == "regression":
+        summary = f"mean prediction {float(preds.pred.float().mean()):.4f}"
+    else:
+        counts = preds.pred.bincount(minlength=preds.logits.shape[1]).tolist()
+        summary = "predicted class counts " + ", ".join(f"{c}: {n}" for c, n in enumerate(counts))
+    print(f"{len(preds)} predictions written to {args.out} ({summary})")
+    return 0
+
+
+def _load_plugins(args: argparse.Namespace) -> None:
+    """Import the ``--plugin`` modules now (they register methods, datasets, ...) and export them in
+    ``$INTERPLAY_PLUGINS`` so that worker processes (bench jobs, DDP ranks) load them too."""
+    if getattr(args, "plugin", None):
+        from .plugins import use_plugins
+
+        use_plugins(args.plugin)
+
+
 COMMANDS = {"train": cmd_train, "methods": cmd_methods, "data": cmd_data, "bench": cmd_bench,
-            "report": cmd_report, "pid": cmd_pid}
+            "report": cmd_report, "pid": cmd_pid, "evaluate": cmd_evaluate, "predict": cmd_predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _load_plugins(args)
         return COMMANDS[args.command](args)
     except InterplayError as exc:
         print(f"interplay: error: {exc}", file=sys.stderr)

@@ -20,7 +20,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("objectives",),
     ("engine",),
     ("bench",),
-    ("cli",),
+    ("cli", "cli_pid"),
 ]
 
 

@@ -54,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _evaluate_parser(sub)
     _predict_parser(sub)
-    from .pid import command as pid_command
+    from . import cli_pid
 
-    pid_command.add_parser(sub)
+    cli_pid.add_parser(sub)
     sub.add_parser("methods", help="list the registered methods")
     data = sub.add_parser("data", help="datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
@@ -205,9 +205,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_pid(args: argparse.Namespace) -> int:
-    from .pid import command as pid_command
+    from . import cli_pid
 
-    return pid_command.run(args)
+    return cli_pid.run(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -36,17 +36,29 @@ import numpy as np
 import torch
 from scipy.special import digamma, gammaln
 
+from .errors import DataError
+
 Backend = Literal["gaussian", "knn"]
 LOG_2PIE = math.log(2 * math.pi * math.e)
 
 
-def _as_2d(x: Any) -> np.ndarray:
+def as_2d(x: Any, name: str = "x", *, check_finite: bool = False) -> np.ndarray:
+    """``x`` (numpy array, tensor or nested sequence of ``N`` samples) as an ``(N, d)`` float64 array: ``(N,)``
+    becomes ``(N, 1)``, ``(N, ...)`` is flattened. ``check_finite`` refuses NaN / inf. The one such helper of the
+    package (the information estimators here and :mod:`interplay.pid.cluster` use it).
+
+    Raises:
+        DataError: a scalar, or (with ``check_finite``) NaN / inf entries; the message names ``name``.
+    """
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().double().numpy()
     a = np.asarray(x, dtype=np.float64)
-    if a.ndim == 1:
-        a = a[:, None]
-    return a.reshape(a.shape[0], -1)
+    if a.ndim < 1:
+        raise DataError(f"{name}: expected an (N, d) array, got a scalar")
+    a = a.reshape(a.shape[0], -1)
+    if check_finite and not np.isfinite(a).all():
+        raise DataError(f"{name}: contains NaN or inf")
+    return a
 
 
 # ---------------------------------------------------------------------------------------- Gaussian
@@ -69,7 +81,7 @@ def ledoit_wolf_covariance(x: np.ndarray) -> tuple[np.ndarray, float]:
 def gaussian_covariance(x: np.ndarray, shrinkage: float | None = None) -> tuple[np.ndarray, float]:
     """Covariance used by the Gaussian backend: Ledoit-Wolf (``shrinkage=None``) or
     ``(1 - shrinkage) S + shrinkage * mu I`` with the sample covariance ``S`` (divided by ``n``)."""
-    x = _as_2d(x)
+    x = as_2d(x)
     if shrinkage is None:
         return ledoit_wolf_covariance(x)
     if not 0 <= shrinkage <= 1:
@@ -91,7 +103,7 @@ def gaussian_entropy_from_cov(cov: np.ndarray) -> float:
 
 def gaussian_entropy(x: Any, shrinkage: float | None = None) -> float:
     """Entropy (nats) of the Gaussian with ``x``'s (shrunk) covariance."""
-    return gaussian_entropy_from_cov(gaussian_covariance(_as_2d(x), shrinkage)[0])
+    return gaussian_entropy_from_cov(gaussian_covariance(as_2d(x), shrinkage)[0])
 
 
 # ---------------------------------------------------------------------------------------- kNN
@@ -103,7 +115,7 @@ def knn_entropy(x: Any, k: int = 3) -> float:
     """Kozachenko-Leonenko entropy (nats): ``psi(n) - psi(k) + log V_d + d/n sum_i log r_i`` with
     ``r_i`` the Euclidean distance from sample i to its k-th nearest neighbour and ``V_d`` the volume
     of the unit d-ball. Returns ``-inf`` when some ``r_i`` is zero (repeated samples)."""
-    a = _as_2d(x)
+    a = as_2d(x)
     n, d = a.shape
     if not 1 <= k < n:
         raise ValueError(f"k: expected 1 <= k < n={n}, got {k}")
@@ -129,7 +141,7 @@ def ksg_total_correlation(views: Sequence[Any], k: int = 3) -> float:
     ``I(v_1; ...; v_M) = sum_i H(v_i) - H(v_1..v_M)`` (the mutual information for two views), nats:
     ``psi(k) + (M - 1) psi(n) - < sum_i psi(n_i + 1) >`` with ``eps`` the max-norm distance to the k-th
     neighbour in the joint space and ``n_i`` the number of samples strictly within ``eps`` in view i."""
-    arrays = [torch.from_numpy(_as_2d(v)) for v in views]
+    arrays = [torch.from_numpy(as_2d(v)) for v in views]
     n = arrays[0].shape[0]
     m = len(arrays)
     if m < 2:
@@ -213,7 +225,7 @@ def information_report(views: Mapping[str, Any], settings: EstimatorSettings | N
     if s.backend not in ("gaussian", "knn"):
         raise ValueError(f"backend: expected 'gaussian' or 'knn', got {s.backend!r}")
     names = list(views)
-    arrays = {m: _as_2d(views[m]) for m in names}
+    arrays = {m: as_2d(views[m]) for m in names}
     n = next(iter(arrays.values())).shape[0]
     rng = np.random.default_rng(s.seed)
     if n > s.max_samples:
@@ -253,6 +265,6 @@ def gaussian_entropy_closed_form(cov: Any) -> float:
     return gaussian_entropy_from_cov(np.asarray(cov, dtype=np.float64))
 
 
-__all__ = ["Backend", "EstimatorSettings", "InformationReport", "gaussian_covariance", "gaussian_entropy",
+__all__ = ["Backend", "EstimatorSettings", "InformationReport", "as_2d", "gaussian_covariance", "gaussian_entropy",
            "gaussian_entropy_closed_form", "information_report", "knn_entropy", "ksg_total_correlation",
            "ledoit_wolf_covariance", "standardize_views"]

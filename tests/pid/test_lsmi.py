@@ -17,7 +17,7 @@ from interplay.pid.lsmi import (
     dataset_shift,
     lsmi,
     lsmi_splits,
-    pointwise_pid,
+    lsmi_terms,
 )
 
 
@@ -28,26 +28,26 @@ def t(*values: float) -> torch.Tensor:
 def test_pointwise_identities_hold_per_sample() -> None:
     g = torch.Generator().manual_seed(0)
     i1, i2, i12, h1, h2 = (torch.randn(50, generator=g, dtype=torch.float64) for _ in range(5))
-    d = pointwise_pid(i1, i2, i12, h1, h2)
+    d = lsmi_terms(i1, i2, i12, h1, h2)
     torch.testing.assert_close(d["r"] + d["u1"], i1)
     torch.testing.assert_close(d["r"] + d["u2"], i2)
     torch.testing.assert_close(d["r"] + d["u1"] + d["u2"] + d["s"], i12)
     # with non-negative informations r lies between min(i1, i2) and max(i1, i2)
     a, b = i1.abs(), i2.abs()
-    r = pointwise_pid(a, b, i12, h1, h2)["r"]
+    r = lsmi_terms(a, b, i12, h1, h2)["r"]
     assert bool((r >= torch.minimum(a, b) - 1e-12).all() and (r <= torch.maximum(a, b) + 1e-12).all())
 
 
 def test_pointwise_canonical_samples() -> None:
     h = t(3.0)
-    xor = pointwise_pid(t(0.0), t(0.0), t(1.0), h, h)
+    xor = lsmi_terms(t(0.0), t(0.0), t(1.0), h, h)
     assert (float(xor["r"]), float(xor["s"])) == (0.0, 1.0)
-    rdn = pointwise_pid(t(1.0), t(1.0), t(1.0), h, h)
+    rdn = lsmi_terms(t(1.0), t(1.0), t(1.0), h, h)
     assert (float(rdn["r"]), float(rdn["u1"]), float(rdn["s"])) == (1.0, 0.0, 0.0)
     # unique to x1: only counted as unique when x1 is the more surprising modality by at least i1 (the caveat)
-    unq = pointwise_pid(t(1.0), t(0.0), t(1.0), t(5.0), t(3.0))
+    unq = lsmi_terms(t(1.0), t(0.0), t(1.0), t(5.0), t(3.0))
     assert (float(unq["r"]), float(unq["u1"]), float(unq["s"])) == (0.0, 1.0, 0.0)
-    flipped = pointwise_pid(t(1.0), t(0.0), t(1.0), t(3.0), t(5.0))
+    flipped = lsmi_terms(t(1.0), t(0.0), t(1.0), t(3.0), t(5.0))
     assert (float(flipped["r"]), float(flipped["s"])) == (1.0, 1.0)
 
 
@@ -96,7 +96,7 @@ def test_lsmi_on_pid_xor_ranks_synergy_and_sorts_sources() -> None:
     """Equal four-way mix, 1000 train / 1000 test. Measured (seed 0): AUROC of s for synergistic vs other test
     samples 0.81 (0.85 for seed 1); per-source means: synergistic s 0.75, redundant r 0.75, unique1 u1 0.72,
     unique2 u2 0.85 bits."""
-    splits = pid_xor(seed=0, n_train=1000, n_test=1000, mix="unique1=1,unique2=1,redundant=1,synergistic=1")
+    splits = pid_xor(seed=0, n_train=1000, n_test=1000, mix="unique1=.25,unique2=.25,redundant=.25,synergistic=.25")
     res = lsmi_splits(splits, epochs=50, seed=0)
     names = splits.info.interactions
     inter = res.meta["interaction"]
@@ -133,7 +133,7 @@ def test_prior_comes_from_the_data_not_uniform() -> None:
 
 
 def test_shift_and_knife_density_options() -> None:
-    splits = pid_xor(seed=2, n_train=300, n_test=200, mix="redundant=1,synergistic=1")
+    splits = pid_xor(seed=2, n_train=300, n_test=200, mix="redundant=.5,synergistic=.5")
     res = lsmi_splits(splits, epochs=5, hidden=(32,), density="knife", components=8, density_steps=30, shift=True)
     torch.testing.assert_close(res.r + res.u1, res.i1)
     torch.testing.assert_close(res.r + res.u1 + res.u2 + res.s, res.i12)

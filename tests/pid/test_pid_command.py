@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from interplay.cli_pid import add_parser, run
 from interplay.errors import ConfigError, DataError, InterplayError
-from interplay.pid.command import add_parser, run
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -129,7 +129,7 @@ def test_cluster_needs_a_pair_with_three_modalities(tmp_path: Path, capsys) -> N
 
 def test_lsmi_writes_per_sample_csv_and_summary(tmp_path: Path, capsys) -> None:
     out = tmp_path / "lsmi"
-    code = run(parse("--data", "pid-xor", "--mix", "redundant=1,synergistic=1", "--n-train", "300", "--n-test",
+    code = run(parse("--data", "pid-xor", "--mix", "redundant=.5,synergistic=.5", "--n-train", "300", "--n-test",
                      "120", "--estimator", "lsmi", "--epochs", "3", "--seed", "1", "--out", str(out), "--quiet"))
     assert code == 0
     text = capsys.readouterr().out

@@ -2,9 +2,15 @@
 
 Main entry points: :func:`broja` (one pmf ``P[x1, x2, y]``) and :func:`broja_batch` (a batch
 ``P[b, x1, x2, y]``, CPU or GPU), both returning the four atoms in bits with a duality-gap
-certificate. See ``docs/pid.md``.
+certificate. See ``docs/pid.md``. Estimators for continuous data (``cluster``, ``lsmi`` and plugins')
+are registered in :data:`ESTIMATORS` (:mod:`interplay.pid.estimator`; see ``docs/pid-estimators.md``).
+
+A leaf library: nothing here imports the data, model, objective, engine, bench or command-line layers.
+Modules: ``results`` (result types, input checks), ``solver`` (the interior-point method), ``information``,
+``pointwise``, ``estimator`` (registry, settings), ``cluster``, ``lsmi``, ``reference`` (CVXPY check).
 """
 
+from .estimator import ESTIMATORS, Estimator, LabelledData, LabelledSplits, make_settings, register_estimator
 from .information import (
     conditional_mutual_information,
     entropy,
@@ -12,18 +18,15 @@ from .information import (
     mutual_information,
 )
 from .pointwise import PointwisePID, broja_torch, per_sample_pid, pointwise_pid
-from .solver import (
-    SUM_TOLERANCE,
-    PIDBatchResult,
-    PIDInputError,
-    PIDResult,
-    broja,
-    broja_batch,
-    validate_pmf,
-)
+from .results import SUM_TOLERANCE, PIDBatchResult, PIDInputError, PIDResult, validate_pmf
+from .solver import broja, broja_batch
 
 __all__ = [
+    "ESTIMATORS",
     "SUM_TOLERANCE",
+    "Estimator",
+    "LabelledData",
+    "LabelledSplits",
     "PIDBatchResult",
     "PIDInputError",
     "PIDResult",
@@ -33,9 +36,11 @@ __all__ = [
     "broja_torch",
     "conditional_mutual_information",
     "entropy",
+    "make_settings",
     "marginal",
     "mutual_information",
     "per_sample_pid",
     "pointwise_pid",
+    "register_estimator",
     "validate_pmf",
 ]

@@ -42,33 +42,42 @@ rank inputs are flattened) and ``(N,)`` integer labels, or a dataset split via
 :func:`cluster_pid_dataset`. With more than two modalities name the pair to analyse
 (``modalities=("x1", "x3")``); the pairwise PID of a pair is not a decomposition of the information of
 all modalities, and none is attempted here.
+
+Settings. Every option lives in :class:`ClusterSettings` (names, types, defaults); the estimator registered as
+``cluster`` (:data:`interplay.pid.estimator.ESTIMATORS`) is :func:`estimate_cluster` ``(data, settings)``.
+:func:`cluster_pid` and :func:`cluster_pid_dataset` take the same options as keyword arguments.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.dataset import MultimodalDataset
 from ..errors import ConfigError, DataError
-from .solver import PIDResult, broja, broja_batch
+from ..estimators import as_2d
+from .estimator import LabelledData, LabelledSplits, pick_pair, register_estimator
+from .results import PIDResult
+from .solver import broja, broja_batch
 
 __all__ = [
     "ATOMS",
     "ClusterPIDResult",
+    "ClusterSettings",
     "KMeansResult",
     "auto_k",
     "cluster_pid",
     "cluster_pid_dataset",
     "embeddings_from",
     "empirical_pmf",
+    "estimate_cluster",
     "kmeans",
 ]
 
@@ -176,18 +185,6 @@ def _mi12_bits(P: np.ndarray) -> np.ndarray:
     return (h(P.sum(3)) + h(P.sum((1, 2))) - h(P)) / _LN2
 
 
-def _as_2d(x: Any, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim < 1:
-        raise DataError(f"{name}: expected an (N, d) array, got a scalar")
-    a = a.reshape(a.shape[0], -1)
-    if not np.isfinite(a).all():
-        raise DataError(f"{name}: contains NaN or inf")
-    return a
-
-
 def _prepare(x: np.ndarray, standardize: bool, pca_dim: int | None) -> np.ndarray:
     """Optionally z-score each column (constant columns dropped) and project on the top ``pca_dim`` PCs."""
     if standardize:
@@ -210,6 +207,62 @@ def _solve_chunks(P: np.ndarray, chunk: int, bar: Any) -> dict[str, np.ndarray]:
             out[key].append(np.asarray(getattr(r, key), dtype=np.float64))
         bar.update(min(chunk, P.shape[0] - start))
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Options of the ``cluster`` estimator (defaults as listed).
+
+    Attributes:
+        modalities: the two modality names to analyse (required when the data have more than two; data only).
+        split: which splits of a dataset's train/val/test to pool (``"all"``: the non-empty ones; data only).
+        k: clusters per modality (one int for both, or ``(k1, k2)``); ``None``: :func:`auto_k`.
+        num_classes: ``|Y|`` (default: the dataset's number of classes, else ``max(y) + 1``).
+        permutations: draws of each permutation null (0 disables both nulls and the correction).
+        bootstrap: bootstrap draws (0 disables the intervals).
+        seed: seeds k-means (``seed``, ``seed + 1`` for the two modalities) and the resampling (``seed + 2``).
+        standardize: z-score every feature before k-means (recommended for raw inputs and embeddings alike).
+        pca_dim: optionally project each modality on its top ``pca_dim`` principal components first.
+        n_init: k-means restarts.
+        min_per_cell: the average samples per cell ``N / (K1 K2 |Y|)`` below which a warning is raised
+            (and the target of :func:`auto_k`).
+        ci_level: coverage of the bootstrap interval.
+        chunk: pmfs per :func:`broja_batch` call.
+        quiet: no progress bar.
+    """
+
+    modalities: tuple[str, str] | None = None
+    split: Literal["all", "train", "val", "test"] = "all"
+    k: int | tuple[int, int] | None = None
+    num_classes: int | None = None
+    permutations: int = 100
+    bootstrap: int = 100
+    seed: int = 0
+    standardize: bool = True
+    pca_dim: int | None = None
+    n_init: int = 4
+    min_per_cell: float = 10.0
+    ci_level: float = 0.95
+    chunk: int = 50
+    quiet: bool = True
+
+    def __post_init__(self) -> None:  # sequences given as lists (e.g. from the command line) stored as tuples
+        for name in ("modalities", "k"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
+
+def _settings(settings: ClusterSettings | None, overrides: Mapping[str, Any], where: str) -> ClusterSettings:
+    base = ClusterSettings() if settings is None else settings
+    if not overrides:
+        return base
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(ClusterSettings)})
+    if unknown:
+        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r}; the options are the fields "
+                        f"of ClusterSettings")
+    return dataclasses.replace(base, **overrides)
 
 
 # ---------------------------------------------------------------------------------------------- result
@@ -303,28 +356,17 @@ class ClusterPIDResult:
 
 
 # ---------------------------------------------------------------------------------------------- estimator
-def cluster_pid(x1: Any, x2: Any, y: Any, *, k: int | tuple[int, int] | None = None, num_classes: int | None = None,
-                permutations: int = 100, bootstrap: int = 100, seed: int = 0, standardize: bool = True,
-                pca_dim: int | None = None, n_init: int = 4, min_per_cell: float = 10.0, ci_level: float = 0.95,
-                chunk: int = 50, quiet: bool = True) -> ClusterPIDResult:
+def cluster_pid(x1: Any, x2: Any, y: Any, settings: ClusterSettings | None = None,
+                **options: Any) -> ClusterPIDResult:
     r"""Dataset-level PID of two continuous modalities by k-means discretisation and exact BROJA PID.
 
     Args:
         x1, x2: ``(N, d1)`` and ``(N, d2)`` features or embeddings (numpy or torch; ``(N, ...)`` is flattened).
         y: ``(N,)`` integer class labels in ``[0, num_classes)``.
-        k: clusters per modality (one int for both, or ``(k1, k2)``); ``None``: :func:`auto_k`.
-        num_classes: ``|Y|`` (default ``max(y) + 1``).
-        permutations: draws of each permutation null (0 disables both nulls and the correction).
-        bootstrap: bootstrap draws (0 disables the intervals).
-        seed: seeds k-means (``seed``, ``seed + 1`` for the two modalities) and the resampling (``seed + 2``).
-        standardize: z-score every feature before k-means (recommended for raw inputs and embeddings alike).
-        pca_dim: optionally project each modality on its top ``pca_dim`` principal components first.
-        n_init: k-means restarts.
-        min_per_cell: the average samples per cell ``N / (K1 K2 |Y|)`` below which a warning is raised
-            (and the target of :func:`auto_k`).
-        ci_level: coverage of the bootstrap interval.
-        chunk: pmfs per :func:`broja_batch` call.
-        quiet: no progress bar.
+        settings: the options (:class:`ClusterSettings`; default: its defaults). ``modalities`` and ``split``
+            do not apply to arrays.
+        **options: fields of :class:`ClusterSettings` replacing those of ``settings`` (e.g. ``k=3``,
+            ``permutations=0``, ``seed=1``).
 
     Returns:
         :class:`ClusterPIDResult`.
@@ -332,8 +374,18 @@ def cluster_pid(x1: Any, x2: Any, y: Any, *, k: int | tuple[int, int] | None = N
     Raises:
         DataError: mismatched lengths, NaN/inf, bad labels, fewer than 2 samples.
         ConfigError: invalid ``k``, ``permutations``, ``bootstrap``, ``ci_level``.
+        TypeError: an option that is not a field of :class:`ClusterSettings`.
     """
-    a1, a2 = _as_2d(x1, "x1"), _as_2d(x2, "x2")
+    return _cluster_arrays(x1, x2, y, _settings(settings, options, "cluster_pid"))
+
+
+def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDResult:
+    """:func:`cluster_pid` with resolved settings."""
+    k, num_classes, permutations, bootstrap, seed = s.k, s.num_classes, s.permutations, s.bootstrap, s.seed
+    standardize, pca_dim, n_init, min_per_cell, ci_level = s.standardize, s.pca_dim, s.n_init, s.min_per_cell, \
+        s.ci_level
+    chunk, quiet = s.chunk, s.quiet
+    a1, a2 = as_2d(x1, "x1", check_finite=True), as_2d(x2, "x2", check_finite=True)
     yy = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
     if yy.ndim != 1 or not (len(yy) == len(a1) == len(a2)):
         raise DataError(f"cluster PID: x1, x2 and y need the same number of samples, got {len(a1)}, {len(a2)}, "
@@ -374,7 +426,7 @@ def cluster_pid(x1: Any, x2: Any, y: Any, *, k: int | tuple[int, int] | None = N
                f"fewer than {min_per_cell:g}): the plug-in PID is strongly biased (mostly into synergy); "
                f"use k <= {k_auto} or more samples")
         warns.append(msg)
-        warnings.warn(msg, UserWarning, stacklevel=2)
+        warnings.warn(msg, UserWarning, stacklevel=3)
 
     p1 = _prepare(a1, standardize, pca_dim)
     p2 = _prepare(a2, standardize, pca_dim)
@@ -450,39 +502,42 @@ def cluster_pid(x1: Any, x2: Any, y: Any, *, k: int | tuple[int, int] | None = N
                             boot_draws=boot)
 
 
-def _pick_pair(modalities: Sequence[str], pair: Sequence[str] | None, where: str) -> tuple[str, str]:
-    if pair is None:
-        if len(modalities) != 2:
-            raise DataError(f"{where}: has {len(modalities)} modalities {list(modalities)}; the PID estimators take "
-                            f"two: name the pair to analyse (e.g. modalities=({modalities[0]!r}, {modalities[1]!r}), "
-                            f"CLI --pair {modalities[0]},{modalities[1]})")
-        return modalities[0], modalities[1]
-    pair = list(pair)
-    if len(pair) != 2 or pair[0] == pair[1]:
-        raise ConfigError(f"{where}: a pair of two different modalities is needed, got {pair}")
-    missing = [m for m in pair if m not in modalities]
-    if missing:
-        raise DataError(f"{where}: no modality {missing[0]!r}; available: {', '.join(modalities)}")
-    return pair[0], pair[1]
+def _parts(data: LabelledSplits | LabelledData | Sequence[LabelledData], split: str) -> list[LabelledData]:
+    """The split(s) to pool: a dataset's ``split`` (``"all"``: its non-empty train, val and test), or the given
+    split(s)."""
+    if isinstance(data, LabelledSplits):
+        if split not in ("all", "train", "val", "test"):
+            raise ConfigError(f"cluster PID: split must be all, train, val or test, got {split!r}")
+        chosen = [data.train, data.val, data.test] if split == "all" else [getattr(data, split)]
+        return [p for p in chosen if len(p) > 0]
+    if isinstance(data, LabelledData):
+        return [data]
+    return list(data)
 
 
-def cluster_pid_dataset(dataset: MultimodalDataset | Sequence[MultimodalDataset], *,
-                        modalities: Sequence[str] | None = None,
-                        embeddings: Mapping[str, Any] | None = None, **kwargs: Any) -> ClusterPIDResult:
-    """:func:`cluster_pid` on a dataset split (or several splits, concatenated).
+@register_estimator("cluster", ClusterSettings, level="dataset",
+                    description="dataset-level PID: k-means discretisation, exact BROJA PID, bias correction, "
+                                "nulls and bootstrap intervals (bits)")
+def estimate_cluster(data: LabelledSplits | LabelledData | Sequence[LabelledData], settings: ClusterSettings, *,
+                     embeddings: Mapping[str, Any] | None = None) -> ClusterPIDResult:
+    """Dataset-level PID of a pair of modalities by clustering (the registered ``cluster`` estimator).
 
     Args:
-        dataset: a :class:`MultimodalDataset` (e.g. ``splits.test``) or a sequence of them.
-        modalities: the two modality names to analyse (required when there are more than two).
+        data: a dataset's splits (``settings.split`` picks which to pool; ``|Y|`` from ``data.info`` unless
+            ``settings.num_classes`` is set), one split (e.g. ``splits.test``) or a sequence of splits
+            (concatenated).
+        settings: :class:`ClusterSettings`; ``settings.modalities`` names the pair (required with more than
+            two modalities).
         embeddings: optional modality -> ``(N, d)`` arrays replacing the raw inputs (e.g. from
-            :func:`embeddings_from`); the labels still come from ``dataset``.
-        **kwargs: passed to :func:`cluster_pid`.
+            :func:`embeddings_from`); the labels still come from ``data``.
     """
-    parts = [dataset] if isinstance(dataset, MultimodalDataset) else list(dataset)
+    parts = _parts(data, settings.split)
+    if isinstance(data, LabelledSplits) and settings.num_classes is None:
+        settings = dataclasses.replace(settings, num_classes=data.info.num_classes)
     if not parts:
         raise DataError("cluster PID: no dataset given")
     where = parts[0].name
-    m1, m2 = _pick_pair(parts[0].modalities, modalities, where)
+    m1, m2 = pick_pair(parts[0].modalities, settings.modalities, where)
     y = torch.cat([p.target for p in parts])
     if y.is_floating_point():
         raise DataError(f"{where}: the cluster PID needs class labels; this dataset has a regression target")
@@ -491,15 +546,35 @@ def cluster_pid_dataset(dataset: MultimodalDataset | Sequence[MultimodalDataset]
     else:
         x1 = torch.cat([p.inputs[m1].reshape(len(p), -1) for p in parts])
         x2 = torch.cat([p.inputs[m2].reshape(len(p), -1) for p in parts])
-    result = cluster_pid(x1, x2, y, **kwargs)
+    result = _cluster_arrays(x1, x2, y, settings)
     result.settings["modalities"] = [m1, m2]
     result.settings["input"] = "embeddings" if embeddings is not None else "features"
     result.settings["splits"] = [p.name for p in parts]
     return result
 
 
+def cluster_pid_dataset(dataset: LabelledData | Sequence[LabelledData] | LabelledSplits, *,
+                        modalities: Sequence[str] | None = None, embeddings: Mapping[str, Any] | None = None,
+                        settings: ClusterSettings | None = None, **options: Any) -> ClusterPIDResult:
+    """:func:`cluster_pid` on a dataset split (or several splits, concatenated): :func:`estimate_cluster` with
+    keyword options.
+
+    Args:
+        dataset: a split (e.g. ``splits.test``, any :class:`~interplay.pid.estimator.LabelledData` such as a
+            ``MultimodalDataset``), a sequence of them, or a dataset's splits.
+        modalities: the two modality names to analyse (required when there are more than two).
+        embeddings: optional modality -> ``(N, d)`` arrays replacing the raw inputs (e.g. from
+            :func:`embeddings_from`); the labels still come from ``dataset``.
+        settings: :class:`ClusterSettings` (default: its defaults).
+        **options: fields of :class:`ClusterSettings` replacing those of ``settings``.
+    """
+    if modalities is not None:
+        options["modalities"] = tuple(modalities)
+    return estimate_cluster(dataset, _settings(settings, options, "cluster_pid_dataset"), embeddings=embeddings)
+
+
 @torch.no_grad()
-def embeddings_from(model: torch.nn.Module, dataset: MultimodalDataset, *, batch_size: int = 512,
+def embeddings_from(model: torch.nn.Module, dataset: LabelledData, *, batch_size: int = 512,
                     device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """Encoder outputs ``{m: (N, d_m)}`` (CPU float32) of a trained model on every sample of ``dataset``.
 
@@ -517,8 +592,8 @@ def embeddings_from(model: torch.nn.Module, dataset: MultimodalDataset, *, batch
     model.eval()
     out: dict[str, list[torch.Tensor]] = {}
     try:
-        for idx in dataset.index_batches(batch_size):
-            inputs = {m: v[idx].to(device) for m, v in dataset.inputs.items()}
+        for start in range(0, len(dataset), batch_size):
+            inputs = {m: v[start:start + batch_size].to(device) for m, v in dataset.inputs.items()}
             feats = model.encode(inputs)
             for m, f in feats.items():
                 out.setdefault(m, []).append(f.reshape(f.shape[0], -1).float().cpu())

@@ -37,14 +37,19 @@ the same dimension (``density_dim`` principal components of z-scored features), 
 comparable in scale but does not remove the arbitrariness. ``r`` lies between ``min(i_1, i_2)`` and
 ``max(i_1, i_2)`` whenever ``i_1, i_2 >= 0``; with one uninformative modality (``i_2 = 0``) a sample's
 ``r`` is ``i_1`` (counted as redundant) when ``h_1 <= h_2`` and 0 only when ``h_1 - h_2 >= i_1``.
+
+Settings. Every option lives in :class:`LSMISettings` (names, types, defaults); the estimator registered as
+``lsmi`` (:data:`interplay.pid.estimator.ESTIMATORS`) is :func:`estimate_lsmi` ``(data, settings)``.
+:func:`lsmi` and :func:`lsmi_splits` take the same options as keyword arguments.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -52,19 +57,22 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..data.dataset import DataSplits, MultimodalDataset
 from ..errors import ConfigError, DataError
-from .cluster import _pick_pair, kmeans
+from ..layers import mlp
+from .cluster import kmeans
+from .estimator import LabelledData, LabelledSplits, pick_pair, register_estimator
 
 __all__ = [
     "GaussianMixture",
     "KernelMixture",
     "LSMIResult",
+    "LSMISettings",
     "dataset_shift",
+    "estimate_lsmi",
     "fit_classifier",
     "lsmi",
     "lsmi_splits",
-    "pointwise_pid",
+    "lsmi_terms",
 ]
 
 _LN2 = math.log(2.0)
@@ -72,8 +80,10 @@ TERMS: tuple[str, ...] = ("r", "u1", "u2", "s")
 
 
 # ---------------------------------------------------------------------------------------------- math
-def pointwise_pid(i1: Tensor, i2: Tensor, i12: Tensor, h1: Tensor, h2: Tensor) -> dict[str, Tensor]:
-    r"""Pointwise decomposition from pointwise informations and entropies (all ``(N,)``, same unit).
+def lsmi_terms(i1: Tensor, i2: Tensor, i12: Tensor, h1: Tensor, h2: Tensor) -> dict[str, Tensor]:
+    r"""LSMI's per-sample decomposition from pointwise informations and entropies (all ``(N,)``, same unit).
+
+    (Not :func:`interplay.pid.pointwise_pid`, the pointwise terms of an exact BROJA PID of a discrete pmf.)
 
     ``r = min(h1, h2) - min(h1 - i1, h2 - i2)``, ``u_m = i_m - r``, ``s = i12 - r - u1 - u2``.
     Returns ``{"r", "u1", "u2", "s"}`` tensors of shape ``(N,)``.
@@ -101,15 +111,6 @@ def dataset_shift(terms: dict[str, Tensor]) -> tuple[float, str | None]:
 
 
 # ---------------------------------------------------------------------------------------------- classifiers
-def _mlp(d_in: int, hidden: Sequence[int], d_out: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for h in hidden:
-        layers += [nn.Linear(d_in, h), nn.ReLU()]
-        d_in = h
-    layers.append(nn.Linear(d_in, d_out))
-    return nn.Sequential(*layers)
-
-
 class _Classifier(nn.Module):
     """An MLP with a temperature: ``log q(y | x) = log_softmax(mlp(x) / T)``."""
 
@@ -142,7 +143,7 @@ def fit_classifier(x: Tensor, y: Tensor, x_val: Tensor, y_val: Tensor, num_class
     x, x_val = x.reshape(len(x), -1).float(), x_val.reshape(len(x_val), -1).float()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _Classifier(_mlp(x.shape[1], hidden, num_classes))
+        model = _Classifier(mlp([x.shape[1], *hidden, num_classes], last_activation=False))
     gen = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.Adam(model.net.parameters(), lr=lr, weight_decay=weight_decay)
     best, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
@@ -319,6 +320,62 @@ def _fit_density(x_train: Tensor, kind: str, components: int, seed: int, steps: 
     return km
 
 
+# ---------------------------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class LSMISettings:
+    """Options of the ``lsmi`` estimator (defaults as listed).
+
+    Attributes:
+        modalities: the two modalities (required when the dataset has more).
+        num_classes: ``|Y|`` (default: the dataset's number of classes, else the largest label + 1 over the splits).
+        hidden, epochs, lr, batch_size, weight_decay, patience, calibrate: classifier settings
+            (:func:`fit_classifier`); the joint classifier sees ``[x1, x2]`` concatenated.
+        density: ``"gmm"`` (:class:`GaussianMixture`, EM) or ``"knife"`` (:class:`KernelMixture`, Adam).
+        density_dim: principal components of the z-scored modality the density lives on (``None``: all).
+        components: mixture components / kernels.
+        density_steps: Adam steps of the ``knife`` density.
+        shift: apply the dataset-level shift (:func:`dataset_shift`).
+        units: ``"bits"`` or ``"nats"``.
+        seed: seeds every model and the validation carve-out.
+        quiet: no progress bar.
+    """
+
+    modalities: tuple[str, str] | None = None
+    num_classes: int | None = None
+    hidden: tuple[int, ...] = (128, 128)
+    epochs: int = 100
+    lr: float = 1e-3
+    batch_size: int = 128
+    weight_decay: float = 1e-4
+    patience: int = 15
+    calibrate: bool = True
+    density: Literal["gmm", "knife"] = "gmm"
+    density_dim: int | None = 4
+    components: int = 8
+    density_steps: int = 500
+    shift: bool = False
+    units: Literal["bits", "nats"] = "bits"
+    seed: int = 0
+    quiet: bool = True
+
+    def __post_init__(self) -> None:  # sequences given as lists (e.g. from the command line) stored as tuples
+        for name in ("modalities", "hidden"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
+
+def _settings(settings: LSMISettings | None, overrides: Mapping[str, Any], where: str) -> LSMISettings:
+    base = LSMISettings() if settings is None else settings
+    if not overrides:
+        return base
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(LSMISettings)})
+    if unknown:
+        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r}; the options are the fields "
+                        f"of LSMISettings")
+    return dataclasses.replace(base, **overrides)
+
+
 # ---------------------------------------------------------------------------------------------- result
 @dataclass
 class LSMIResult:
@@ -376,35 +433,30 @@ class LSMIResult:
 
 
 # ---------------------------------------------------------------------------------------------- estimator
-def lsmi(train: MultimodalDataset, test: MultimodalDataset, val: MultimodalDataset | None = None, *,
-         modalities: Sequence[str] | None = None, num_classes: int | None = None,
-         hidden: Sequence[int] = (128, 128), epochs: int = 100, lr: float = 1e-3, batch_size: int = 128,
-         weight_decay: float = 1e-4, patience: int = 15, calibrate: bool = True,
-         density: Literal["gmm", "knife"] = "gmm", density_dim: int | None = 4, components: int = 8,
-         density_steps: int = 500, shift: bool = False, units: Literal["bits", "nats"] = "bits", seed: int = 0,
-         quiet: bool = True) -> LSMIResult:
+def lsmi(train: LabelledData, test: LabelledData, val: LabelledData | None = None,
+         settings: LSMISettings | None = None, **options: Any) -> LSMIResult:
     r"""Per-sample LSMI decomposition of ``test`` with models fitted on ``train`` (and ``val``).
 
     Args:
         train: split the three classifiers and the two densities are fitted on.
         test: held-out split the pointwise terms are evaluated on.
         val: split for early stopping and temperature scaling; default: 10% of ``train`` (seeded).
-        modalities: the two modalities (required when the dataset has more).
-        num_classes: ``|Y|`` (default: largest label + 1 over the splits).
-        hidden, epochs, lr, batch_size, weight_decay, patience, calibrate: classifier settings
-            (:func:`fit_classifier`); the joint classifier sees ``[x1, x2]`` concatenated.
-        density: ``"gmm"`` (:class:`GaussianMixture`, EM) or ``"knife"`` (:class:`KernelMixture`, Adam).
-        density_dim: principal components of the z-scored modality the density lives on (``None``: all).
-        components: mixture components / kernels.
-        density_steps: Adam steps of the ``knife`` density.
-        shift: apply the dataset-level shift (:func:`dataset_shift`).
-        units: ``"bits"`` or ``"nats"``.
-        seed: seeds every model and the validation carve-out.
-        quiet: no progress bar.
+        settings: the options (:class:`LSMISettings`; default: its defaults).
+        **options: fields of :class:`LSMISettings` replacing those of ``settings`` (e.g. ``epochs=15``,
+            ``units="nats"``).
 
     Returns:
         :class:`LSMIResult` with ``(N_test,)`` tensors.
     """
+    return _lsmi(train, test, val, _settings(settings, options, "lsmi"))
+
+
+def _lsmi(train: LabelledData, test: LabelledData, val: LabelledData | None, s: LSMISettings) -> LSMIResult:
+    """:func:`lsmi` with resolved settings."""
+    modalities, num_classes, hidden, epochs, lr = s.modalities, s.num_classes, s.hidden, s.epochs, s.lr
+    batch_size, weight_decay, patience, calibrate = s.batch_size, s.weight_decay, s.patience, s.calibrate
+    density, density_dim, components, density_steps = s.density, s.density_dim, s.components, s.density_steps
+    shift, units, seed, quiet = s.shift, s.units, s.seed, s.quiet
     if units not in ("bits", "nats"):
         raise ConfigError(f"lsmi: units must be 'bits' or 'nats', got {units!r}")
     if density not in ("gmm", "knife"):
@@ -412,7 +464,7 @@ def lsmi(train: MultimodalDataset, test: MultimodalDataset, val: MultimodalDatas
     if epochs < 1 or components < 1 or (density_dim is not None and density_dim < 1):
         raise ConfigError(f"lsmi: epochs, components and density_dim must be positive, got {epochs}, {components}, "
                           f"{density_dim}")
-    m1, m2 = _pick_pair(train.modalities, modalities, train.name)
+    m1, m2 = pick_pair(train.modalities, modalities, train.name)
     for split in (test, val):
         if split is not None and (m1 not in split.inputs or m2 not in split.inputs):
             raise DataError(f"{split.name}: lacks modality {m1!r} or {m2!r}")
@@ -433,7 +485,7 @@ def lsmi(train: MultimodalDataset, test: MultimodalDataset, val: MultimodalDatas
     if len(test) == 0:
         raise DataError(f"{test.name}: the evaluation split is empty")
 
-    def flat(ds: MultimodalDataset, m: str) -> Tensor:
+    def flat(ds: LabelledData, m: str) -> Tensor:
         return ds.inputs[m].reshape(len(ds), -1).float()
 
     counts = torch.bincount(ys[0], minlength=c).double()
@@ -473,14 +525,14 @@ def lsmi(train: MultimodalDataset, test: MultimodalDataset, val: MultimodalDatas
     scale = 1.0 / _LN2 if units == "bits" else 1.0
     i1, i2, i12 = info["1"] * scale, info["2"] * scale, info["12"] * scale
     h1, h2 = h["1"] * scale, h["2"] * scale
-    terms = pointwise_pid(i1, i2, i12, h1, h2)
+    terms = lsmi_terms(i1, i2, i12, h1, h2)
     warns: list[str] = []
     c_shift = 0.0
     if shift:
         c_shift, msg = dataset_shift(terms)
         if msg:
             warns.append(msg)
-            warnings.warn(msg, UserWarning, stacklevel=2)
+            warnings.warn(msg, UserWarning, stacklevel=3)
         terms = {"r": terms["r"] + c_shift, "u1": terms["u1"] - c_shift, "u2": terms["u2"] - c_shift,
                  "s": terms["s"] + c_shift}
     values = {**terms, "i1": i1, "i2": i2, "i12": i12, "h1": h1, "h2": h2}
@@ -502,7 +554,18 @@ def lsmi(train: MultimodalDataset, test: MultimodalDataset, val: MultimodalDatas
                       medians=medians)
 
 
-def lsmi_splits(splits: DataSplits, **kwargs: Any) -> LSMIResult:
-    """:func:`lsmi` fitted on ``splits.train`` (``splits.val`` for early stopping), evaluated on ``splits.test``."""
-    kwargs.setdefault("num_classes", splits.info.num_classes)
-    return lsmi(splits.train, splits.test, splits.val, **kwargs)
+@register_estimator("lsmi", LSMISettings, level="sample",
+                    description="per-sample redundancy, uniqueness and synergy (LSMI) on the held-out test split")
+def estimate_lsmi(data: LabelledSplits, settings: LSMISettings) -> LSMIResult:
+    """Per-sample interactions (the registered ``lsmi`` estimator): fitted on ``data.train`` (``data.val`` for
+    early stopping and calibration), evaluated on ``data.test``; ``|Y|`` from ``data.info`` unless
+    ``settings.num_classes`` is set."""
+    if settings.num_classes is None:
+        settings = dataclasses.replace(settings, num_classes=data.info.num_classes)
+    return _lsmi(data.train, data.test, data.val, settings)
+
+
+def lsmi_splits(splits: LabelledSplits, settings: LSMISettings | None = None, **options: Any) -> LSMIResult:
+    """:func:`lsmi` fitted on ``splits.train`` (``splits.val`` for early stopping), evaluated on ``splits.test``:
+    :func:`estimate_lsmi` with keyword options (fields of :class:`LSMISettings`)."""
+    return estimate_lsmi(splits, _settings(settings, options, "lsmi_splits"))

@@ -74,7 +74,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from torch.autograd.function import once_differentiable
 
-from .solver import PIDInputError, PIDResult, broja, broja_batch, validate_pmf
+from .results import PIDInputError, PIDResult, validate_pmf
+from .solver import broja, broja_batch
 
 __all__ = ["PointwisePID", "broja_torch", "per_sample_pid", "pointwise_pid"]
 
@@ -195,7 +196,7 @@ class PointwisePID:
             point: an upper bound on ``|mean - atom|`` for all four terms (plus rounding).
         dual_source: which dual point was used: ``"solver"``, ``"x1"`` (``phi = log p(y|x1)``),
             ``"x2"`` or ``"x1+x2"`` (their average).
-        result: the :class:`~interplay.pid.solver.PIDResult` the terms were computed from.
+        result: the :class:`~interplay.pid.results.PIDResult` the terms were computed from.
         p: the validated pmf (numpy float64, sums to 1).
     """
 
@@ -249,7 +250,7 @@ def pointwise_pid(
 
     Args:
         P: pmf ``(|X1|, |X2|, |Y|)`` (numpy, torch or nested sequence), checked by
-            :func:`~interplay.pid.solver.validate_pmf`.
+            :func:`~interplay.pid.results.validate_pmf`.
         result: a :class:`PIDResult` of the same ``P`` to reuse (otherwise ``broja(P, tol=tol)``).
         tol: target duality gap (bits) of the solve; the pointwise terms are as accurate as the gap.
         normalize: divide ``P`` by its total instead of requiring a total of 1.

@@ -4,33 +4,51 @@
     interplay pid --data NAME [--data-root PATH] [--mix k=v,...] [--set data.KEY=VALUE ...]
                   [--n-train N] [--n-test N] [--seed S] --estimator cluster
                   [--split all|train|val|test] [--pair A,B] [--k K] [--pca-dim D]
-                  [--permutations P] [--bootstrap B] [--out DIR] [--quiet]
+                  [--permutations P] [--bootstrap B] [--set estimator.KEY=VALUE ...] [--out DIR] [--quiet]
     interplay pid --data NAME ... --estimator lsmi [--pair A,B] [--epochs E] [--shift] [--units bits|nats]
-                  [--out DIR] [--quiet]
+                  [--set estimator.KEY=VALUE ...] [--out DIR] [--quiet]
+    interplay pid --data NAME ... --estimator NAME [--set estimator.KEY=VALUE ...] [--out DIR]
 
 ``--pmf`` prints the exact BROJA PID of a pmf ``P[x1, x2, y]`` stored with ``numpy.save``. ``--data``
-builds the dataset (same data options as ``interplay train``) and runs a dataset-level (``cluster``)
-or per-sample (``lsmi``) estimator; on ``pid-xor`` the ground truth of the generator's latent
-distribution is shown next to the estimate. ``--out DIR`` writes ``summary.json`` and a CSV
-(``draws.csv`` for cluster: every null and bootstrap draw; ``per_sample.csv`` for lsmi), atomically.
+builds the dataset (same data options as ``interplay train``) and runs a registered estimator
+(:data:`interplay.pid.estimator.ESTIMATORS`: the dataset-level ``cluster``, the per-sample ``lsmi``, and any
+estimator a plugin registers); on ``pid-xor`` the ground truth of the generator's latent distribution is shown
+next to the estimate. The estimator's options are the fields of its settings dataclass: the flags ``--pair``,
+``--split``, ``--k``, ``--pca-dim``, ``--permutations``, ``--bootstrap``, ``--epochs``, ``--shift`` and
+``--units`` set the fields of those names (``--pair``: ``modalities``), ``--seed`` and ``--quiet`` set ``seed``
+and ``quiet`` where the estimator has them, and ``--set estimator.KEY=VALUE`` sets any field (validated: one
+line naming the key for an unknown key or a bad value). ``--out DIR`` writes ``summary.json`` and a CSV
+(``draws.csv`` for cluster: every null and bootstrap draw; ``per_sample.csv`` for lsmi), atomically; other
+estimators write ``summary.json``.
 
 Register with :func:`add_parser` and dispatch to :func:`run`; bad input raises
 :class:`interplay.errors.InterplayError` subclasses (the CLI prints one line and exits 2).
-The estimators, data builders and I/O helpers are imported by :func:`run`; importing this module still
-imports the ``interplay.pid`` package (and with it torch).
+The estimators, data builders and I/O helpers are imported by :func:`run`, which also checks ``--estimator``
+against the registry (after ``--plugin`` modules are loaded, so a plugin's estimator is accepted); building the
+parser imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
+from .errors import ConfigError, DataError
 
 __all__ = ["add_parser", "run"]
+
+#: flags that set an estimator's settings field (flag dest -> field name)
+FLAG_FIELDS: dict[str, str] = {"pair": "modalities", "split": "split", "k": "k", "pca_dim": "pca_dim",
+                               "permutations": "permutations", "bootstrap": "bootstrap", "epochs": "epochs",
+                               "shift": "shift", "units": "units"}
+#: flags that set a settings field of the same name when the estimator has one
+GENERIC_FIELDS: tuple[str, ...] = ("seed", "quiet")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -45,22 +63,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--normalize", action="store_true", help="--pmf: rescale a table of counts to sum 1")
     p.add_argument("--data-root", help="directory of a dataset's local copy")
     p.add_argument("--mix", help="pid-xor source mix, e.g. synergistic=1 (= --set data.mix=...)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
-                   help="dataset parameter, e.g. data.dim=16 (only data.* keys apply)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="dataset parameter (data.KEY=VALUE, e.g. data.dim=16) or estimator setting "
+                        "(estimator.KEY=VALUE, e.g. estimator.n_init=8)")
     p.add_argument("--n-train", type=int, help="training samples including validation")
     p.add_argument("--n-test", type=int, help="test samples")
     p.add_argument("--seed", type=int, default=0, help="data and estimator seed (default 0)")
-    p.add_argument("--estimator", choices=["cluster", "lsmi"], help="with --data: which estimator")
+    p.add_argument("--estimator", metavar="NAME",
+                   help="with --data: a registered estimator: cluster (dataset level), lsmi (per sample) or one a "
+                        "plugin registers (--plugin, docs/pid-estimators.md); checked against the registry")
     p.add_argument("--pair", help="the two modalities to analyse, e.g. x1,x3 (needed with more than two)")
     p.add_argument("--split", choices=["all", "train", "val", "test"],
                    help="cluster: which split(s) to discretise (default all); lsmi always evaluates on test")
     p.add_argument("--k", type=int, help="cluster: k-means clusters per modality (default: auto from N and |Y|)")
     p.add_argument("--pca-dim", type=int, help="cluster: project each modality on its top principal components first")
-    p.add_argument("--permutations", type=int, default=100, help="cluster: draws of each permutation null (100)")
-    p.add_argument("--bootstrap", type=int, default=100, help="cluster: bootstrap draws (100)")
-    p.add_argument("--epochs", type=int, default=100, help="lsmi: max epochs of each classifier (100)")
-    p.add_argument("--shift", action="store_true", help="lsmi: dataset-level shift so the means are non-negative")
-    p.add_argument("--units", choices=["bits", "nats"], default="bits", help="lsmi: units (default bits)")
+    p.add_argument("--permutations", type=int, help="cluster: draws of each permutation null (100)")
+    p.add_argument("--bootstrap", type=int, help="cluster: bootstrap draws (100)")
+    p.add_argument("--epochs", type=int, help="lsmi: max epochs of each classifier (100)")
+    p.add_argument("--shift", action="store_true", default=None,
+                   help="lsmi: dataset-level shift so the means are non-negative")
+    p.add_argument("--units", choices=["bits", "nats"], help="lsmi: units (default bits)")
     p.add_argument("--out", help="directory for summary.json and the per-draw / per-sample CSV")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -95,8 +117,8 @@ def _load_pmf(path: str) -> Any:
 
 
 def _run_pmf(args: argparse.Namespace) -> int:
-    from ..bench.tables import format_table
-    from .solver import PIDInputError, broja, validate_pmf
+    from .bench.tables import format_table
+    from .pid import PIDInputError, broja, validate_pmf
 
     arr = _load_pmf(args.pmf)
     try:
@@ -115,7 +137,7 @@ def _run_pmf(args: argparse.Namespace) -> int:
     print(f"certificate: duality gap {result.gap:.2e} bits, marginal residual {result.residual:.1e}, "
           f"{result.iterations} iterations, {status}")
     if args.out:
-        from ..io import atomic_write_json
+        from .io import atomic_write_json
 
         atomic_write_json(Path(args.out) / "summary.json",
                           {"source": {"pmf": str(args.pmf), "shape": list(arr.shape), "normalize": args.normalize},
@@ -125,9 +147,28 @@ def _run_pmf(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- --data
-def _build(args: argparse.Namespace) -> Any:
-    from ..config import RunConfig, apply_mapping, parse_override, set_field
-    from ..engine.trainer import build_data, resolve_config
+def _split_overrides(args: argparse.Namespace) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    """``--set`` into dataset overrides ``[(data.KEY, value)]`` and estimator settings ``{KEY: value}``."""
+    from .config import parse_override
+
+    data: list[tuple[str, Any]] = []
+    estimator: dict[str, Any] = {}
+    for text in args.overrides:
+        key, value = parse_override(text)
+        if key.startswith("estimator.") and key != "estimator.":
+            estimator[key[len("estimator."):]] = value
+        elif key.startswith("data.") and key != "data.name":
+            data.append((key, value))
+        else:
+            raise ConfigError(f"--set {text!r}: `interplay pid` takes dataset parameters (data.KEY=VALUE) and "
+                              f"estimator settings (estimator.KEY=VALUE) only; use --data to choose the dataset and "
+                              f"--estimator to choose the estimator")
+    return data, estimator
+
+
+def _build(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> Any:
+    from .config import RunConfig, apply_mapping, set_field
+    from .engine.trainer import build_data, resolve_config
 
     cfg = RunConfig()
     apply_mapping(cfg, {"data": {"name": args.data}}, "--data")
@@ -138,11 +179,7 @@ def _build(args: argparse.Namespace) -> Any:
     cfg.train.seed = int(args.seed)
     if args.mix is not None:
         set_field(cfg, "data.mix", args.mix)
-    for text in args.overrides:
-        key, value = parse_override(text)
-        if not key.startswith("data.") or key == "data.name":
-            raise ConfigError(f"--set {text!r}: `interplay pid` takes dataset parameters only (data.KEY=VALUE); "
-                              f"use --data to choose the dataset")
+    for key, value in overrides:
         set_field(cfg, key, value)
     for name in ("n_train", "n_test"):
         value = getattr(cfg.data, name)
@@ -165,8 +202,8 @@ def _truth(splits: Any, pair: list[str]) -> dict[str, float] | None:
     """Latent ground truth when the data are pid-xor; ``None`` otherwise."""
     if splits.info.name != "pid-xor":
         return None
-    from ..data.synthetic import modality_names
-    from .groundtruth import pid_xor_ground_truth
+    from .data.groundtruth import pid_xor_ground_truth
+    from .data.synthetic import modality_names
 
     names = modality_names(len(splits.info.modalities))
     gt = pid_xor_ground_truth(splits.info.extra["mix"], len(names), (names.index(pair[0]), names.index(pair[1])))
@@ -181,18 +218,35 @@ def _check_counts(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{flag.replace('_', '-')}: expected an integer >= {minimum}, got {value}")
 
 
-def _run_cluster(args: argparse.Namespace, splits: Any) -> int:
-    from ..bench.tables import format_table
-    from .cluster import cluster_pid_dataset
+def _settings(args: argparse.Namespace, estimator: Any, overrides: Mapping[str, Any]) -> Any:
+    """The estimator's settings: its defaults, then the flags (``--seed``, ``--quiet``, ``--pair``, ``--k``, ...),
+    then ``--set estimator.KEY=VALUE``; validated against its settings dataclass."""
+    from .pid.estimator import make_settings, settings_schema
 
-    which = args.split or "all"
-    parts = [splits.train, splits.val, splits.test] if which == "all" else [getattr(splits, which)]
-    parts = [p for p in parts if len(p) > 0]
+    fields = settings_schema(estimator.settings)
+    params: dict[str, Any] = {name: getattr(args, name) for name in GENERIC_FIELDS if name in fields}
+    for flag, name in FLAG_FIELDS.items():
+        value = _pair(args) if flag == "pair" else getattr(args, flag)
+        if value is None:
+            continue
+        if name not in fields:
+            if flag == "split" and estimator.name == "lsmi":
+                raise ConfigError("--split: lsmi is fitted on train/val and evaluated on the held-out test split; "
+                                  "--split applies to --estimator cluster")
+            raise ConfigError(f"--{flag.replace('_', '-')}: estimator {estimator.name} has no setting {name!r} "
+                              f"(its settings: {', '.join(fields)})")
+        params[name] = value
+    params.update(overrides)
+    return make_settings(estimator.settings, params, section="estimator", owner=f"estimator {estimator.name}")
+
+
+def _run_cluster(args: argparse.Namespace, splits: Any, estimator: Any, settings: Any) -> int:
+    from .bench.tables import format_table
+
+    which = settings.split
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        result = cluster_pid_dataset(parts, modalities=_pair(args), k=args.k, num_classes=splits.info.num_classes,
-                                     permutations=args.permutations, bootstrap=args.bootstrap, seed=args.seed,
-                                     pca_dim=args.pca_dim, quiet=args.quiet)
+        result = estimator.estimate(splits, settings)
     pair = result.settings["modalities"]
     truth = _truth(splits, pair)
     st = result.settings
@@ -209,7 +263,7 @@ def _run_cluster(args: argparse.Namespace, splits: Any) -> int:
     for msg in result.warnings:
         print(f"interplay: warning: {msg}", file=sys.stderr)
     if args.out:
-        from ..io import atomic_write_csv, atomic_write_json
+        from .io import atomic_write_csv, atomic_write_json
 
         out = Path(args.out)
         summary = result.summary()
@@ -230,23 +284,20 @@ def _run_cluster(args: argparse.Namespace, splits: Any) -> int:
     return 0
 
 
-def _data_settings(args: argparse.Namespace, splits: Any, split: str) -> dict[str, Any]:
+def _data_settings(args: argparse.Namespace, splits: Any, split: str | None) -> dict[str, Any]:
     return {"name": args.data, "split": split, "seed": args.seed, "n_train": args.n_train, "n_test": args.n_test,
-            "mix": splits.info.extra.get("mix"), "overrides": list(args.overrides)}
+            "mix": splits.info.extra.get("mix"),
+            "overrides": [o for o in args.overrides if not o.strip().startswith("estimator.")]}
 
 
-def _run_lsmi(args: argparse.Namespace, splits: Any) -> int:
-    from ..bench.tables import format_table
-    from ..metrics import auroc
-    from .lsmi import TERMS, lsmi_splits
+def _run_lsmi(args: argparse.Namespace, splits: Any, estimator: Any, settings: Any) -> int:
+    from .bench.tables import format_table
+    from .metrics import auroc
+    from .pid.lsmi import TERMS
 
-    if args.split not in (None, "test"):
-        raise ConfigError("--split: lsmi is fitted on train/val and evaluated on the held-out test split; "
-                          "--split applies to --estimator cluster")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        result = lsmi_splits(splits, modalities=_pair(args), epochs=args.epochs, shift=args.shift, units=args.units,
-                             seed=args.seed, quiet=args.quiet)
+        result = estimator.estimate(splits, settings)
     u = result.units
     pair = result.settings["modalities"]
     st = result.settings
@@ -255,7 +306,7 @@ def _run_lsmi(args: argparse.Namespace, splits: Any) -> int:
     acc = result.accuracy
     print(f"classifier test accuracy: {pair[0]} {acc[pair[0]]:.3f}, {pair[1]} {acc[pair[1]]:.3f}, "
           f"joint {acc['joint']:.3f}"
-          + (f"; shift {result.shift:.4f}" if args.shift else ""))
+          + (f"; shift {result.shift:.4f}" if settings.shift else ""))
     names = splits.info.interactions
     inter = result.meta.get("interaction")
     groups = result.by_group(inter, names) if names is not None and inter is not None else {}
@@ -287,7 +338,7 @@ def _run_lsmi(args: argparse.Namespace, splits: Any) -> int:
     for msg in result.warnings:
         print(f"interplay: warning: {msg}", file=sys.stderr)
     if args.out:
-        from ..io import atomic_write_csv, atomic_write_json
+        from .io import atomic_write_csv, atomic_write_json
 
         out = Path(args.out)
         cols = result.columns()
@@ -307,6 +358,63 @@ def _run_lsmi(args: argparse.Namespace, splits: Any) -> int:
     return 0
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of ``value`` (mappings, sequences, dataclasses, tensors and arrays unpacked)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays and scalars, tensors
+        return _plain(value.tolist())
+    return value
+
+
+def _result_summary(result: Any) -> dict[str, Any]:
+    """What a registered estimator returned, as a dict: its ``summary()`` or ``as_dict()`` when it has one, else
+    the mapping or dataclass itself (a bare value becomes ``{"value": ...}``)."""
+    for method in ("summary", "as_dict"):
+        if callable(getattr(result, method, None)):
+            return _plain(getattr(result, method)())
+    plain = _plain(result)
+    return plain if isinstance(plain, dict) else {"value": plain}
+
+
+def _run_other(args: argparse.Namespace, splits: Any, estimator: Any, settings: Any) -> int:
+    """Any registered estimator without a dedicated report: its scalar results as a table, ``summary.json``."""
+    from .bench.tables import format_table
+
+    result = estimator.estimate(splits, settings)
+    summary = _result_summary(result)
+    print(f"{estimator.name} ({estimator.level} level) on {args.data}"
+          + (f": {estimator.description}" if estimator.description else ""))
+
+    def scalars(prefix: str, value: Any) -> list[list[str]]:
+        if isinstance(value, dict):
+            return [row for k, v in value.items() for row in scalars(f"{prefix}{k}.", v)]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return []
+        text = "nan" if isinstance(value, float) and math.isnan(value) else (
+            f"{value:.6f}" if isinstance(value, float) else str(value))
+        return [[prefix[:-1], text]]
+
+    rows = scalars("", summary)
+    if rows:
+        print(format_table(["quantity", "value"], rows))
+    for msg in getattr(result, "warnings", None) or []:
+        print(f"interplay: warning: {msg}", file=sys.stderr)
+    if args.out:
+        from .io import atomic_write_json
+
+        out = Path(args.out)
+        data = _data_settings(args, splits, getattr(settings, "split", None))
+        atomic_write_json(out / "summary.json", {"estimator": estimator.name, "level": estimator.level,
+                                                 "settings": _plain(settings), "result": summary, "data": data})
+        print(f"wrote {out / 'summary.json'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``interplay pid`` for parsed ``args``; returns the exit status (0)."""
     _check_counts(args)
@@ -316,11 +424,22 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise ConfigError(f"{given[0]} applies to --data, not to --pmf")
         return _run_pmf(args)
+    from .pid.estimator import ESTIMATORS
+    from .plugins import load_env_plugins
+
+    load_env_plugins()
     if args.estimator is None:
-        raise ConfigError("--estimator: choose cluster (dataset-level PID) or lsmi (per-sample) with --data")
-    _, splits = _build(args)
+        choices = ", ".join(f"{name} ({est.level}-level)" for name, est in ESTIMATORS.items())
+        raise ConfigError(f"--estimator: choose one of {choices} with --data")
+    estimator = ESTIMATORS.get(args.estimator)
+    data_overrides, estimator_overrides = _split_overrides(args)
+    settings = _settings(args, estimator, estimator_overrides)
+    _, splits = _build(args, data_overrides)
     if splits.info.task != "classification":
         raise DataError(f"{args.data}: the PID estimators need class labels; this dataset is a regression task")
-    if args.estimator == "cluster":
-        return _run_cluster(args, splits)
-    return _run_lsmi(args, splits)
+    from .pid.cluster import estimate_cluster
+    from .pid.lsmi import estimate_lsmi
+
+    # the built-in estimators have dedicated reports; any other registered estimator gets the generic one
+    reports = {estimate_cluster: _run_cluster, estimate_lsmi: _run_lsmi}
+    return reports.get(estimator.estimate, _run_other)(args, splits, estimator, settings)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from interplay.data import pid_xor
+from interplay.data.groundtruth import LATENT_STATES, mix_weighted_pid, pid_xor_ground_truth, pid_xor_latent_pmf
 from interplay.errors import ConfigError
 from interplay.pid.cluster import cluster_pid_dataset
-from interplay.pid.groundtruth import LATENT_STATES, mix_weighted_pid, pid_xor_ground_truth, pid_xor_latent_pmf
 
 ATOMS = ("redundancy", "unique1", "unique2", "synergy")
 PURE = {
@@ -52,7 +52,7 @@ def test_two_source_mixture_is_additive_but_four_sources_are_not() -> None:
         for a in ATOMS:
             assert got[a] == pytest.approx(want[a], abs=1e-7), (mix, a)
     # BROJA couples unique1 and unique2 latents: the equal four-way mix is half redundant, half synergistic
-    got = atoms(pid_xor_ground_truth("unique1=1,unique2=1,redundant=1,synergistic=1"))
+    got = atoms(pid_xor_ground_truth("unique1=.25,unique2=.25,redundant=.25,synergistic=.25"))
     np.testing.assert_allclose([got[a] for a in ATOMS], [0.5, 0.0, 0.0, 0.5], atol=1e-7)
 
 

@@ -27,7 +27,10 @@ What this truth is the truth *of*: the features are noisy functions of the laten
 information in the continuous features is at most that of the latents (up to the rare sample whose
 ``|N(0, s^2)|`` draw is so small that its block cannot be told from noise). A consistent estimator
 on features should approach these numbers from below as ``N`` grows and the discretisation refines;
-the end-to-end check in ``tests/pid/test_groundtruth.py`` states the tolerance it uses.
+the end-to-end check in ``tests/data/test_groundtruth.py`` states the tolerance it uses.
+
+It lives beside the generator (``interplay.data``), not in ``interplay.pid``: the PID library does not
+depend on any dataset.
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..data.synthetic import parse_mix, pid_xor_sources
 from ..errors import ConfigError
-from .solver import PIDResult, broja
+from ..pid import PIDResult, broja
+from .synthetic import parse_mix, pid_xor_sources
 
 __all__ = ["LATENT_STATES", "mix_weighted_pid", "pid_xor_ground_truth", "pid_xor_latent_pmf"]
 

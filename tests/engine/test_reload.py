@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import interplay
+import interplay.objectives as interplay_objectives
 from interplay.data import pid_xor
 from interplay.engine import evaluate, split_metrics, train
 from interplay.engine import reload as reload_mod
@@ -303,3 +304,41 @@ def test_multi_stage_methods_reload_and_evaluate_as_trained(method, epochs, tmp_
     assert (method in SETUP_NEEDS_TRAIN_DATA) == (method == "omib")
     if method == "dmil":
         assert "gate_agreement" in got["test"]
+
+
+# ------------------------------------------------------------------------------------------ setup data
+class _SeesData(interplay_objectives.Objective):
+    """Records how many training samples ``setup`` saw; ``fails_without_samples``: raises on none."""
+
+    description = "test objective"
+    fails_without_samples = False
+    seen: list[int] = []
+
+    def setup(self, model, data):
+        super().setup(model, data)
+        type(self).seen.append(len(data.train))
+        if self.fails_without_samples and not len(data.train):
+            raise ValueError("no samples")
+
+    def forward(self, model, batch, state):
+        logits = model(batch.inputs)
+        loss = self.task_loss(logits, batch.target)
+        return interplay_objectives.ObjectiveOutput(loss, logits, {"task": loss.detach()})
+
+
+@pytest.mark.parametrize("variant", ["no_samples", "declared", "fallback"])
+def test_setup_gets_training_data_only_when_needed(variant, tmp_path, monkeypatch):
+    cls = type("SeesData", (_SeesData,), {"seen": []})
+    if variant == "declared":
+        cls.setup_needs_data = True
+    if variant == "fallback":
+        cls.fails_without_samples = True
+    monkeypatch.setitem(interplay_objectives.METHODS._items, "sees_data", cls)
+    train(make_config("sees_data", epochs=1, n_train=400, n_test=200,
+                      model={"encoder_hidden": [16], "fusion_hidden": [16]}), tmp_path / "run")
+    write_data_info(tmp_path / "run", _pid_xor().info)
+    cls.seen.clear()
+    run = load_run(tmp_path / "run")
+    assert cls.seen == {"no_samples": [0], "declared": [360], "fallback": [0, 360]}[variant]
+    assert evaluate_run(tmp_path / "run")["test"] == _read(tmp_path / "run" / "metrics.json")["test"]
+    assert not run.objective.training

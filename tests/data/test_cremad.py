@@ -71,17 +71,6 @@ def test_shapes_labels_split_and_cache(root, tmp_path):
     assert torch.equal(again.train.inputs["audio"], s.train.inputs["audio"])
 
 
-def test_spectrogram_padding_and_frame_positions():
-    prep = cd.Preprocessing(audio_seconds=0.1, n_fft=64, hop_length=32, sample_rate=1000).validate()
-    wave = np.ones(40, dtype=np.float32)
-    rep = cd.log_spectrogram(wave, prep)
-    zero = cd.log_spectrogram(wave, cd.Preprocessing(audio_seconds=0.1, n_fft=64, hop_length=32, sample_rate=1000,
-                                                     audio_pad="zeros"))
-    assert rep.shape == zero.shape == (33, 4) and not np.allclose(rep, zero)
-    assert cd.frame_positions(5, 3).tolist() == [0, 2, 4] and cd.frame_positions(2, 3).tolist() == [0, 0, 1]
-    assert cd.frame_positions(4, 1).tolist() == [1]
-
-
 def test_train_two_methods_end_to_end(root, tmp_path, capsys):
     for method in ("joint", "ogm_ge"):
         out = tmp_path / method

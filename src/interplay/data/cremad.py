@@ -12,7 +12,8 @@ waveform (``audio_seconds``; shorter clips are repeated or zero-padded, longer o
 of the clip's frame list (the same frames every run, in every split). Decoded features are cached on disk
 (:func:`interplay.data.cache.cached`) keyed by the clip list, the files' sizes and modification times and the
 preprocessing parameters, so a rerun only reads the cache. See ``docs/data/cremad.md`` and
-``docs/data/cremad-irony.md``.
+``docs/data/cremad-irony.md``. The wav / frame decoding and the split helpers are shared with the other
+audio-visual loaders (:mod:`interplay.data.media`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,16 +31,20 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
-from .dataset import (
-    DATASETS,
-    VERIFIERS,
-    Check,
-    DataInfo,
-    DataSplits,
-    MultimodalDataset,
-    data_root,
-    problems,
-    split_indices,
+from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, data_root, problems
+from .media import (
+    Preprocessing,
+    SplitArrays,
+    image_size,
+    list_frames,
+    load_wav,
+    log_spectrogram,
+    normalise,
+    read_frames,
+    read_image,
+    read_wav,
+    subsample_indices,
+    train_val_indices,
 )
 
 #: class order of the usual preprocessing (label index = position)
@@ -56,7 +60,6 @@ CONTRADICTIONS: dict[str, tuple[str, ...]] = {"NEU": (), "HAP": ("SAD", "FEA", "
 IRONY_GROUPS: tuple[str, ...] = ("congruent", "synergistic", "speaker_control")
 USUAL_SPLIT = {"train": 6698, "test": 744}
 PREPROCESSING_VERSION = "1"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 WHERE = ("get the clips from https://github.com/CheyneyComputerScience/CREMA-D (AudioWAV/*.wav; frames extracted at "
          "1 fps from VideoFlash/*.flv into Image-01-FPS/<clip>/*.jpg) and the train.csv/test.csv lists of the usual "
          "6,698/744 split (GeWu-Lab/OGM-GE_CVPR2022, data/CREMAD/), and put them under --data-root "
@@ -147,137 +150,10 @@ def read_split_lists(base: Path) -> tuple[ClipList, ClipList]:
 
 
 # ------------------------------------------------------------------------------------------------- decoding
-@dataclass(frozen=True)
-class Preprocessing:
-    """Everything that determines the decoded features (part of the cache key)."""
-
-    n_frames: int = 3
-    image_size: int = 64
-    audio_seconds: float = 3.0
-    sample_rate: int = 16000
-    n_fft: int = 512
-    hop_length: int = 320
-    audio_pad: str = "repeat"
-    audio_dir: str = "AudioWAV"
-    frames_dir: str = "Image-01-FPS"
-
-    def validate(self) -> Preprocessing:
-        checks = [("n_frames", self.n_frames >= 1, "a positive integer"),
-                  ("image_size", self.image_size >= 4, "an integer >= 4"),
-                  ("audio_seconds", math.isfinite(self.audio_seconds) and self.audio_seconds > 0, "a positive number"),
-                  ("sample_rate", self.sample_rate >= 1000, "a rate in Hz >= 1000"),
-                  ("n_fft", self.n_fft >= 16, "an integer >= 16"),
-                  ("hop_length", 1 <= self.hop_length <= self.n_fft, "an integer in [1, n_fft]"),
-                  ("audio_pad", self.audio_pad in ("repeat", "zeros"), "repeat or zeros")]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ConfigError(f"data.{name}: expected {expected}, got {getattr(self, name)!r}")
-        if self.n_samples < self.n_fft:
-            raise ConfigError(f"data.audio_seconds: {self.audio_seconds} s at {self.sample_rate} Hz is shorter than "
-                              f"one FFT window (n_fft={self.n_fft})")
-        return self
-
-    @property
-    def n_samples(self) -> int:
-        return int(round(self.audio_seconds * self.sample_rate))
-
-    @property
-    def audio_shape(self) -> tuple[int, int, int]:
-        return 1, self.n_fft // 2 + 1, self.n_samples // self.hop_length + 1
-
-    @property
-    def visual_shape(self) -> tuple[int, int, int, int]:
-        return self.n_frames, 3, self.image_size, self.image_size
-
-
-def load_wav(path: Path) -> tuple[int, np.ndarray]:
-    """``(rate, mono float32 waveform in [-1, 1])`` at the file's own rate (channels averaged)."""
-    from scipy.io import wavfile
-
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (every listed clip needs a wav); {WHERE}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rate, data = wavfile.read(path)
-    except Exception as exc:  # scipy raises ValueError, struct.error, EOFError, ... on damaged files
-        raise DataError(f"{path}: unreadable wav ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
-            from None
-    data = np.asarray(data)
-    if data.ndim not in (1, 2) or data.size == 0:
-        raise DataError(f"{path}: wav holds no samples (shape {data.shape})")
-    if data.dtype == np.uint8:
-        wave = (data.astype(np.float32) - 128.0) / 128.0
-    elif np.issubdtype(data.dtype, np.integer):
-        wave = data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1))
-    else:
-        wave = data.astype(np.float32)
-    if wave.ndim == 2:
-        wave = wave.mean(1)
-    if not np.isfinite(wave).all():
-        raise DataError(f"{path}: wav contains NaN or inf samples")
-    return int(rate), wave
-
-
-def read_wav(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 waveform in [-1, 1] at ``sample_rate`` (other rates are resampled with a polyphase filter)."""
-    from scipy.signal import resample_poly
-
-    rate, wave = load_wav(path)
-    if rate != sample_rate:
-        g = math.gcd(rate, int(sample_rate))
-        wave = resample_poly(wave, sample_rate // g, rate // g).astype(np.float32)
-    return wave
-
-
-def log_spectrogram(wave: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """``(F, T)`` ``log(|STFT| + 1e-6)`` of ``wave`` brought to ``prep.n_samples`` samples."""
-    n = prep.n_samples
-    if wave.size < n:
-        wave = np.tile(wave, math.ceil(n / wave.size)) if prep.audio_pad == "repeat" else \
-            np.pad(wave, (0, n - wave.size))
-    x = torch.from_numpy(np.ascontiguousarray(wave[:n], dtype=np.float32))
-    spec = torch.stft(x, prep.n_fft, hop_length=prep.hop_length, window=torch.hann_window(prep.n_fft),
-                      center=True, return_complex=True).abs()
-    return torch.log(spec + 1e-6).numpy()
-
-
-def frame_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def frame_positions(n_available: int, n_frames: int) -> np.ndarray:
-    """Evenly spaced fixed frame indices (repeats when a clip has fewer frames than ``n_frames``)."""
-    if n_frames == 1:
-        return np.array([(n_available - 1) // 2])
-    return np.round(np.linspace(0, n_available - 1, n_frames)).astype(int)
-
-
-def read_image(path: Path, size: int) -> np.ndarray:
-    """``(3, size, size)`` uint8 RGB (bilinear resize)."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ConfigError("reading images needs the optional dependency pillow (pip install pillow)") from None
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
-    except Exception as exc:  # PIL raises OSError, SyntaxError, struct.error, ... on damaged files
-        raise DataError(f"{path}: unreadable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
-            from None
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
-
-
-def read_frames(directory: Path, prep: Preprocessing) -> np.ndarray:
-    """``(n_frames, 3, S, S)`` uint8 frames of one clip at :func:`frame_positions`."""
-    files = frame_files(directory)
-    if not files:
-        what = "holds no .jpg frames" if directory.is_dir() else "frames directory not found"
-        raise DataError(f"{directory}: {what} (every listed clip needs its frames); {WHERE}")
-    return np.stack([read_image(files[i], prep.image_size) for i in frame_positions(len(files), prep.n_frames)])
+#: CREMA-D's frames are listed with names sorted as strings (``list_frames(..., order="name")``; the listing is
+#: part of the cache key); messages for a clip whose wav or frames are missing:
+_NO_WAV = f"(every listed clip needs a wav); {WHERE}"
+_NO_FRAMES = f"(every listed clip needs its frames); {WHERE}"
 
 
 def _clip_files(base: Path, clips: Sequence[str], prep: Preprocessing) -> Iterable[Path]:
@@ -285,7 +161,7 @@ def _clip_files(base: Path, clips: Sequence[str], prep: Preprocessing) -> Iterab
         yield base / prep.audio_dir / f"{clip}.wav"
         directory = base / prep.frames_dir / clip
         yield directory
-        yield from frame_files(directory)
+        yield from list_frames(directory, order="name")
 
 
 def decode_clips(base: Path, clips: Sequence[str], prep: Preprocessing, desc: str = "cremad") -> dict[str, Any]:
@@ -299,54 +175,17 @@ def decode_clips(base: Path, clips: Sequence[str], prep: Preprocessing, desc: st
         audio = np.empty((len(clips), *prep.audio_shape), dtype=np.float16)
         visual = np.empty((len(clips), *prep.visual_shape), dtype=np.uint8)
         for i, clip in enumerate(tqdm(clips, desc=f"{desc}: decoding clips", disable=None, leave=False)):
-            wave = read_wav(base / prep.audio_dir / f"{clip}.wav", prep.sample_rate)
+            wave = read_wav(base / prep.audio_dir / f"{clip}.wav", prep.sample_rate, _NO_WAV)
             audio[i, 0] = log_spectrogram(wave, prep)
-            visual[i] = read_frames(base / prep.frames_dir / clip, prep)
+            visual[i] = read_frames(base / prep.frames_dir / clip, prep, _NO_FRAMES, order="name")
         return {"audio": torch.from_numpy(audio), "visual": torch.from_numpy(visual)}
 
     return cached("cremad", params, PREPROCESSING_VERSION, build)
 
 
 # ------------------------------------------------------------------------------------------------- splits
-@dataclass
-class SplitArrays:
-    """Decoded, not yet normalised features of one split with per-clip metadata."""
-
-    audio: torch.Tensor  # (N, 1, F, T) float16
-    visual: torch.Tensor  # (N, T, 3, S, S) uint8
-    clips: ClipList
-
-    def subset(self, idx: np.ndarray) -> SplitArrays:
-        t = torch.as_tensor(idx, dtype=torch.long)
-        return SplitArrays(self.audio[t], self.visual[t], self.clips.subset(idx))
-
-
 def _base(root: str | None, name: str) -> Path:
     return data_root(root, name, "train.csv, test.csv, AudioWAV/, Image-01-FPS/", WHERE)
-
-
-def _subsample(n_items: int, n: int | None, rng: np.random.Generator) -> np.ndarray:
-    if n is None or n >= n_items:
-        return np.arange(n_items)
-    if n < 1:
-        raise ConfigError(f"data.n_train / data.n_test: expected a positive number of samples, got {n}")
-    return np.sort(rng.choice(n_items, size=n, replace=False))
-
-
-def train_val_indices(labels: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray,
-                                                                                                 np.ndarray]:
-    """Stratified split of the training list; at least one validation and one training sample."""
-    if not 0 < val_fraction < 1:
-        raise ConfigError(f"data.val_fraction: expected a number in (0, 1), got {val_fraction}")
-    n = len(labels)
-    if n < 2:
-        raise DataError(f"the training list needs at least 2 clips to hold out validation, got {n}")
-    train, val = split_indices(n, (1 - val_fraction,), rng, strata=labels)
-    if len(val) == 0 or len(train) == 0:  # tiny lists: fall back to an unstratified split
-        order = rng.permutation(n)
-        k = min(n - 1, max(1, round(val_fraction * n)))
-        val, train = np.sort(order[:k]), np.sort(order[k:])
-    return train, val
 
 
 def load_splits(root: str | None, seed: int, n_train: int | None, n_test: int | None, val_fraction: float,
@@ -355,29 +194,14 @@ def load_splits(root: str | None, seed: int, n_train: int | None, n_test: int | 
     base = _base(root, name)
     train_list, test_list = read_split_lists(base)
     rng = np.random.default_rng(seed)
-    test_list = test_list.subset(_subsample(len(test_list), n_test, rng))
-    train_list = train_list.subset(_subsample(len(train_list), n_train, rng))
+    test_list = test_list.subset(subsample_indices(len(test_list), n_test, rng))
+    train_list = train_list.subset(subsample_indices(len(train_list), n_train, rng))
     tr, va = train_val_indices(train_list.labels, val_fraction, rng)
     pool = decode_clips(base, train_list.clips, prep, f"{name} train")
     test = decode_clips(base, test_list.clips, prep, f"{name} test")
     full = SplitArrays(pool["audio"], pool["visual"], train_list)
     return {"train": full.subset(tr), "val": full.subset(va),
             "test": SplitArrays(test["audio"], test["visual"], test_list)}
-
-
-def normalise(arrays: dict[str, SplitArrays]) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
-    """Float32 inputs: spectrograms standardised by the training split's scalar mean/std, frames scaled to
-    [0, 1] and standardised per colour channel with training statistics."""
-    a = arrays["train"].audio.float()
-    a_mean, a_std = float(a.mean()), float(a.std().clamp_min(1e-6))
-    v = arrays["train"].visual.float().div_(255.0)
-    v_mean = v.mean((0, 1, 3, 4)).view(1, 1, 3, 1, 1)
-    v_std = v.std((0, 1, 3, 4)).clamp_min(1e-6).view(1, 1, 3, 1, 1)
-    out = {split: {"audio": (s.audio.float() - a_mean) / a_std,
-                   "visual": (s.visual.float().div_(255.0) - v_mean) / v_std} for split, s in arrays.items()}
-    stats = {"audio_mean": a_mean, "audio_std": a_std, "visual_mean": v_mean.flatten().tolist(),
-             "visual_std": v_std.flatten().tolist()}
-    return out, stats
 
 
 def _prep(n_frames: int, image_size: int, audio_seconds: float, sample_rate: int, n_fft: int, hop_length: int,
@@ -611,7 +435,7 @@ def verify_cremad(root: str | None, prep: Preprocessing | None = None) -> list[C
                 missing.append(path)
                 continue
             try:
-                rate, wave = load_wav(path)
+                rate, wave = load_wav(path, _NO_WAV)
             except DataError as exc:
                 bad.append(str(exc))
                 continue
@@ -633,7 +457,7 @@ def verify_cremad(root: str | None, prep: Preprocessing | None = None) -> list[C
         missing, bad, counts = [], [], []
         shape = None
         for clip in clips:
-            files = frame_files(frames_root / clip)
+            files = list_frames(frames_root / clip, order="name")
             if not files:
                 missing.append(frames_root / clip)
                 continue
@@ -641,7 +465,7 @@ def verify_cremad(root: str | None, prep: Preprocessing | None = None) -> list[C
             try:
                 for f in {files[0], files[-1]}:
                     read_image(f, prep.image_size)
-                shape = shape or _image_size(files[0])
+                shape = shape or image_size(files[0])
             except DataError as exc:
                 bad.append(str(exc))
         if missing or bad:
@@ -651,13 +475,6 @@ def verify_cremad(root: str | None, prep: Preprocessing | None = None) -> list[C
             checks.append(Check(True, f"{frames_root}: frames for all {len(clips):,} listed clips, "
                                       f"{min(counts)}-{max(counts)} per clip, first frame {shape[0]}x{shape[1]}"))
     return checks
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size
 
 
 def verify_cremad_irony(root: str | None) -> list[Check]:

@@ -17,9 +17,9 @@ that file.
 
 Per sample: ``audio`` is a ``(1, F, T)`` log-magnitude spectrogram of a fixed-length window (``audio_seconds``;
 the centre of longer clips by default, ``audio_crop=start`` for the beginning; shorter clips repeated or
-zero-padded) computed exactly as for CREMA-D (:func:`interplay.data.cremad.log_spectrogram`); ``visual`` is
+zero-padded) computed exactly as for CREMA-D (:func:`interplay.data.media.log_spectrogram`); ``visual`` is
 ``(n_frames, 3, image_size, image_size)``: ``n_frames`` frames at evenly spaced fixed positions of the sample's
-frame list (:func:`interplay.data.cremad.frame_positions`). Decoded arrays are cached on disk
+frame list (:func:`interplay.data.media.frame_positions`). Decoded arrays are cached on disk
 (:func:`interplay.data.cache.cached`) keyed by the sample list, the sizes and modification times of the files
 read and the preprocessing parameters. Validation is a seeded, stratified part of the training list; the test
 list is never touched for model selection. See ``docs/data/kinetics-sounds.md``.
@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,20 +38,21 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
-from .cremad import (
-    IMAGE_SUFFIXES,
+from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, data_root, problems
+from .media import (
     Preprocessing,
     SplitArrays,
-    _subsample,
+    crop_wave,
     frame_positions,
+    list_frames,
     load_wav,
     log_spectrogram,
     normalise,
     read_image,
     read_wav,
+    subsample_indices,
     train_val_indices,
 )
-from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, data_root, problems
 
 SPLITS: tuple[str, ...] = ("train", "test")
 PREPROCESSING_VERSION = "1"
@@ -67,23 +66,7 @@ WHERE = ("get Kinetics-Sounds, the 31/32-class audio-visual subset of Kinetics (
 
 
 # ------------------------------------------------------------------------------------------------- listing
-def natural_key(path: Path) -> list[Any]:
-    """Sort key comparing the digit runs of a file name as numbers (``frame_2`` before ``frame_10``)."""
-    return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", path.name)]
-
-
-def list_frames(directory: Path) -> list[Path]:
-    """The image files (``.jpg``/``.jpeg``/``.png``) of ``directory`` in natural order; ``[]`` when it does not
-    exist. Uses ``os.scandir`` so no file is stat'ed (UCF101 has millions of frames)."""
-    try:
-        with os.scandir(directory) as it:
-            files = [Path(e.path) for e in it
-                     if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        raise DataError(f"{directory}: cannot list the folder ({exc.strerror})") from None
-    return sorted(files, key=natural_key)
+# frames are listed in natural order (:func:`interplay.data.media.list_frames`)
 
 
 @dataclass
@@ -237,14 +220,6 @@ def sample_frames(directory: Path) -> list[Path]:
     return files
 
 
-def crop_wave(wave: np.ndarray, n: int, crop: str) -> np.ndarray:
-    """The ``n``-sample window of a longer waveform: its centre (``crop="center"``) or its start."""
-    if wave.size <= n or crop == "start":
-        return wave
-    start = (wave.size - n) // 2
-    return wave[start:start + n]
-
-
 def decode_samples(samples: SampleList, prep: Preprocessing, audio_crop: str,
                    desc: str = "kinetics-sounds") -> dict[str, Any]:
     """Decode (or load from the cache) ``{"audio": (N, 1, F, T) float16, "visual": (N, T, 3, S, S) uint8,
@@ -292,7 +267,7 @@ def _base(root: str | None) -> Path:
 
 def _prep(n_frames: int, image_size: int, audio_seconds: float, sample_rate: int, n_fft: int, hop_length: int,
           audio_pad: str) -> Preprocessing:
-    # cremad's Preprocessing validates and carries the shared parameters; its folder fields are unused here
+    # the shared Preprocessing validates and carries the parameters; its CREMA-D folder fields stay empty here
     return Preprocessing(n_frames, image_size, float(audio_seconds), sample_rate, n_fft, hop_length, audio_pad,
                          audio_dir="", frames_dir="").validate()
 
@@ -317,15 +292,15 @@ def kinetics_sounds(*, seed: int = 0, n_train: int | None = None, n_test: int | 
     base = _base(root)
     train_list, test_list, classes, source = read_lists(base)
     rng = np.random.default_rng(seed)
-    test_list = test_list.subset(_subsample(len(test_list), n_test, rng))
-    train_list = train_list.subset(_subsample(len(train_list), n_train, rng))
+    test_list = test_list.subset(subsample_indices(len(test_list), n_test, rng))
+    train_list = train_list.subset(subsample_indices(len(train_list), n_train, rng))
     tr, va = train_val_indices(train_list.labels, val_fraction, rng)
     pool = decode_samples(train_list, prep, audio_crop, "kinetics-sounds train")
     test = decode_samples(test_list, prep, audio_crop, "kinetics-sounds test")
-    # cremad's SplitArrays only needs a list object with subset(); normalise() reads .audio and .visual
-    full = SplitArrays(pool["audio"], pool["visual"], train_list)  # type: ignore[arg-type]
+    # SplitArrays only needs a list object with labels and subset(); normalise() reads .audio and .visual
+    full = SplitArrays(pool["audio"], pool["visual"], train_list)
     arrays = {"train": full.subset(tr), "val": full.subset(va),
-              "test": SplitArrays(test["audio"], test["visual"], test_list)}  # type: ignore[arg-type]
+              "test": SplitArrays(test["audio"], test["visual"], test_list)}
     meta_keys = ("frames_available", "audio_seconds")
     metas = {"train": {k: pool[k][torch.as_tensor(tr)] for k in meta_keys},
              "val": {k: pool[k][torch.as_tensor(va)] for k in meta_keys},

@@ -39,7 +39,6 @@ from torch import Tensor
 from .. import backbones
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
-from .cremad import read_image
 from .dataset import (
     DATASETS,
     VERIFIERS,
@@ -51,6 +50,7 @@ from .dataset import (
     problems,
     split_indices,
 )
+from .media import read_image
 
 CLASS_NAMES = ["not_hateful", "hateful"]
 #: split name -> candidate annotation files (first that exists); the first release called dev_seen "dev"

@@ -14,7 +14,7 @@ A clip's class is its list entry's folder (matched to classInd.txt case-insensit
 ``HandstandPushups`` / ``HandStandPushups`` both ways); a train-list label that disagrees is refused.
 
 Per clip: ``rgb`` is ``(n_frames, 3, image_size, image_size)``: frames at evenly spaced fixed positions of the
-clip's RGB frames (:func:`interplay.data.cremad.frame_positions`); ``flow`` is
+clip's RGB frames (:func:`interplay.data.media.frame_positions`); ``flow`` is
 ``(n_frames, 2 * flow_stack, image_size, image_size)``: at evenly spaced fixed positions of the flow frames,
 ``flow_stack`` consecutive flow frames, channels interleaved ``u_t, v_t, u_t+1, v_t+1, ...`` (the two-stream
 input with ``flow_stack=10``; clips with fewer flow frames repeat the last). Decoded uint8 arrays are cached on
@@ -40,9 +40,8 @@ from torch import Tensor
 
 from ..errors import ConfigError, DataError
 from .cache import cached, files_fingerprint
-from .cremad import _subsample, frame_positions, read_image
 from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, data_root, problems
-from .kinetics import list_frames
+from .media import frame_positions, list_frames, read_image, subsample_indices
 
 PREPROCESSING_VERSION = "1"
 N_CLASSES = 101
@@ -326,8 +325,8 @@ def ucf101(*, seed: int = 0, n_train: int | None = None, n_test: int | None = No
     base = _base(root)
     train_list, test_list, classes = read_split(base, split, lists_dir)
     rng = np.random.default_rng(seed)
-    test_list = test_list.subset(_subsample(len(test_list), n_test, rng))
-    train_list = train_list.subset(_subsample(len(train_list), n_train, rng))
+    test_list = test_list.subset(subsample_indices(len(test_list), n_test, rng))
+    train_list = train_list.subset(subsample_indices(len(train_list), n_train, rng))
     tr, va = group_split(train_list.groups, val_fraction, rng)
     pool = decode_clips(base, train_list.names, prep, "ucf101 train")
     test = decode_clips(base, test_list.names, prep, "ucf101 test")

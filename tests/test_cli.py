@@ -42,12 +42,60 @@ def test_config_file_and_overrides(tmp_path, capsys):
     (["--mix", "redundant=0,synergistic=0"], "data.mix: at least one weight must be positive"),
     (["--set", "train.epochs=many"], "train.epochs: expected an integer"),
     (["--config", "/nonexistent/c.yaml"], "cannot read config file"),
+    (["--n-train", "0"], "data.n_train: expected a positive number of samples, got 0"),
+    (["--n-train", "3"], "data.n_train: 3 samples are too few for the splits: 3 training and 0 validation"),
+    (["--n-test", "0"], "data.n_test: expected a positive number of samples, got 0"),
+    (["--seed", "-1"], "train.seed: expected an integer from 0 to 2**64-1, got -1"),
+    (["--lr", "inf"], "train.lr: expected a finite positive number, got inf"),
+    (["--lr", "nan"], "train.lr: expected a finite positive number, got nan"),
+    (["--set", "train.weight_decay=.nan"], "train.weight_decay: expected a finite non-negative number, got nan"),
+    (["--set", "train.grad_clip=.inf"], "train.grad_clip: expected a finite non-negative number, got inf"),
+    (["--mix", "redundant=0.9,synergistic=0.2"], "data.mix: weights must sum to 1, got redundant=0.9, "
+                                                 "synergistic=0.2 summing to 1.1"),
+    (["--mix", "redundant=0.5,nope=0.5"], "data.mix: unknown source(s) nope"),
+    (["--set", "data.trust_pickle=true"], "data.trust_pickle: pickle trust cannot come from a config"),
 ])
 def test_bad_input_one_line_nonzero(tmp_path, capsys, args, message):
     code, _, err = run_cli(["train", "--out", str(tmp_path / "r"), *SMALL, *args], capsys)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("interplay: error: ") and message in err
-    assert not (tmp_path / "r" / "metrics.json").exists()
+    assert not (tmp_path / "r").exists()  # refused before the run directory is written
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "c.yaml: empty config file"),
+    (b"# only a comment\n", "c.yaml: empty config file"),
+    (b"train: {epochs: 1}\ndata: {name: caf\xe9}\n", "c.yaml: not a UTF-8 text file (byte 0xe9 at offset 35)"),
+    (b"\xff\xfe\x00t\x00r", "c.yaml: not a UTF-8 text file"),
+])
+def test_unusable_config_file_one_line(tmp_path, capsys, content, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(content)
+    code, _, err = run_cli(["train", "--config", cfg, "--out", tmp_path / "r", *SMALL], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err and not (tmp_path / "r").exists()
+
+
+def test_set_integers_are_decimal(tmp_path, capsys):
+    out = tmp_path / "r"
+    code, _, err = run_cli(["train", "--out", out, *SMALL, "--set", "train.seed=010"], capsys)
+    assert code == 0, err
+    assert json.loads((out / "metrics.json").read_text())["seed"] == 10  # not YAML 1.1's octal 8
+
+
+def test_unwritable_output_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli(["train", "--out", tmp_path / "file" / "run", *SMALL], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"interplay: error: {tmp_path / 'file' / 'run'}") and "cannot create the run directory" in err
+    # a write that fails later (e.g. a full or read-only disk) is one line naming the file as well
+    import interplay.engine.trainer as trainer
+
+    def refuse(path, obj):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(trainer, "atomic_torch_save", refuse)
+    code, _, err = run_cli(["train", "--out", tmp_path / "r", *SMALL], capsys)
+    assert code == 1 and err == f"interplay: error: {tmp_path / 'r' / 'best.pt'}: Permission denied\n"
 
 
 def test_resume_into_directory_of_other_config(tmp_path, capsys):

@@ -77,3 +77,37 @@ def test_bad_yaml_file(tmp_path):
         load_yaml(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("text, value", [
+    ("train.seed=010", 10), ("train.seed=-010", -10), ("train.seed=0", 0), ("train.seed=1_000", 1000),
+    ("model.fusion_hidden=[010, 64]", [10, 64]),  # integers are decimal (YAML 1.1 would read octal 8)
+    ("train.lr=0.001", 0.001), ("train.lr=1e-3", "1e-3"), ("data.x=0x10", 16), ("data.x=08", "08"),
+    ("data.x=true", True), ("data.mix=redundant=1", "redundant=1"), ("data.x=", None), ("data.x=~", None),
+])
+def test_override_values_are_yaml_with_decimal_integers(text, value):
+    assert parse_override(text) == (text.partition("=")[0], value)
+
+
+def test_config_file_integers_are_decimal(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {seed: 010, epochs: 2}\n")
+    assert RunConfig.from_dict(load_yaml(path)).train.seed == 10
+
+
+def test_empty_and_non_utf8_config_files_are_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    for content in (b"", b"\n# nothing\n"):
+        path.write_bytes(content)
+        with pytest.raises(ConfigError, match="c.yaml: empty config file"):
+            load_yaml(path)
+    path.write_bytes(b"data: {name: \xff}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: not a UTF-8 text file \(byte 0xff at offset 13\)"):
+        load_yaml(path)
+
+
+def test_resolved_config_round_trips_through_the_decimal_loader(tmp_path):
+    cfg = resolve_config(RunConfig.from_dict({"train": {"seed": 10}, "data": {"mix": "redundant=1"}}))
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg.to_yaml())
+    assert resolve_config(RunConfig.from_dict(load_yaml(path))) == cfg

@@ -42,6 +42,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                    help="override any config field, e.g. method.lam=10, data.preset=sim1, model.fusion_hidden=[64]")
     p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="let data loaders unpickle arbitrary objects (MultiBench affect pickles you trust; a pickle "
+                        "can run code). Only this flag grants it, never a config file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,10 +132,25 @@ def _print_run(metrics: dict[str, Any], out: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from .data.affect import TRUST_PICKLE_ENV
     from .engine import Trainer
 
     cfg = config_from_args(args)
-    metrics = Trainer(cfg, args.out, quiet=args.quiet).fit()
+    # --trust-pickle reaches the loaders through the environment (inherited by DDP ranks), never through the
+    # config: it is not part of config.yaml or of the run's fingerprint
+    before = os.environ.get(TRUST_PICKLE_ENV)
+    if args.trust_pickle:
+        os.environ[TRUST_PICKLE_ENV] = "1"
+    try:
+        metrics = Trainer(cfg, args.out, quiet=args.quiet).fit()
+    finally:
+        if args.trust_pickle:
+            if before is None:
+                os.environ.pop(TRUST_PICKLE_ENV, None)
+            else:
+                os.environ[TRUST_PICKLE_ENV] = before
     _print_run(metrics, args.out)
     return 0
 
@@ -317,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InterplayError as exc:
         print(f"interplay: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path that cannot be read or written: one line naming it
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"interplay: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except FloatingPointError as exc:
         print(f"interplay: error: {exc}", file=sys.stderr)
         return 1

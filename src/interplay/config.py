@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -119,16 +120,44 @@ SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "method":
 _PARAM_SECTIONS = ("data", "method")
 
 
+_DECIMAL = re.compile(r"^[-+]?[0-9][0-9_]*$")
+
+
+class _DecimalLoader(yaml.SafeLoader):
+    """YAML's safe loader with integers in decimal: ``010`` is 10 (YAML 1.1 would read 8, an octal number).
+    Everything else (``0x10``, ``08``, floats, lists, ...) loads as with :func:`yaml.safe_load`."""
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    if _DECIMAL.fullmatch(text):
+        return int(text.replace("_", ""))
+    return yaml.SafeLoader.construct_yaml_int(loader, node)  # type: ignore[arg-type]
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text as :func:`yaml.safe_load` does, except that integers are decimal (``010`` is 10)."""
+    return yaml.load(text, Loader=_DecimalLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a config file: a mapping of sections (see :class:`RunConfig`). An unreadable, non-UTF-8, invalid or
+    empty file raises :class:`ConfigError` naming it."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start}); expected a YAML config") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
     if raw is None:
-        return {}
+        raise ConfigError(f"{path}: empty config file; expected a mapping with sections {', '.join(SECTIONS)}")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
     return raw
@@ -168,12 +197,13 @@ def set_field(cfg: RunConfig, dotted: str, value: Any) -> None:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"method.lam=10"`` -> ``("method.lam", 10)``; the value is parsed as a YAML scalar/list."""
+    """``"method.lam=10"`` -> ``("method.lam", 10)``; the value is parsed as a YAML scalar/list, with integers in
+    decimal (``train.seed=010`` is 10, not YAML 1.1's octal 8)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. method.lam=10")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return key.strip(), value

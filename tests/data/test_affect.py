@@ -263,13 +263,65 @@ def test_unreadable_files_one_line(tmp_path, capsys):
         assert code == 2 and err.count("\n") == 1 and f"{path}: " in err and message in err, err
 
 
-def test_trust_pickle_lifts_the_allow_list(tmp_path):
+class _Payload:
+    """Unpickling this runs ``touch MARKER``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_trust_pickle_lifts_the_allow_list(tmp_path, monkeypatch):
+    from interplay.data.affect import TRUST_PICKLE_ENV, load_affect
+
+    monkeypatch.delenv(TRUST_PICKLE_ENV, raising=False)
     data = affect_dict("mosi")
     data["train"]["id"] = [collections.Counter() for _ in range(12)]  # a non-array global inside
     write(tmp_path / "mosi_raw.pkl", data)
-    with pytest.raises(DataError, match="references collections.Counter"):
+    with pytest.raises(DataError, match="references collections.Counter.*train with --trust-pickle"):
         mosi(root=str(tmp_path))
-    assert len(mosi(root=str(tmp_path), trust_pickle=True).train) == 12
+    assert len(load_affect("mosi", root=str(tmp_path), target="regression", trust_pickle=True).train) == 12
+    monkeypatch.setenv(TRUST_PICKLE_ENV, "1")  # what `interplay train --trust-pickle` sets
+    assert len(mosi(root=str(tmp_path)).train) == 12
+
+
+def test_code_in_an_affect_pickle_never_runs_without_the_flag(tmp_path, capsys, monkeypatch):
+    from interplay.data.affect import TRUST_PICKLE_ENV
+
+    monkeypatch.delenv(TRUST_PICKLE_ENV, raising=False)
+    marker = tmp_path / "MARKER"
+    data = affect_dict("mosi")
+    data["train"]["id"] = _Payload(marker)
+    path = write(tmp_path / "mosi_raw.pkl", data)
+    code, _, err = run_cli(["train", "--data", "mosi", "--data-root", tmp_path, "--method", "joint",
+                            "--out", tmp_path / "run", *TINY], capsys)
+    assert code == 2 and err.count("\n") == 1 and f"{path}: the pickle references posix.system" in err
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def test_trust_comes_from_the_flag_never_from_a_config(tmp_path, capsys, monkeypatch):
+    from interplay.data.affect import TRUST_PICKLE_ENV
+
+    monkeypatch.delenv(TRUST_PICKLE_ENV, raising=False)
+    data = affect_dict("mosi")
+    data["train"]["id"] = [collections.Counter() for _ in range(12)]
+    write(tmp_path / "mosi_raw.pkl", data)
+    cfg = tmp_path / "shared.yaml"
+    cfg.write_text("data: {name: mosi, trust_pickle: true}\n")
+    base = ["train", "--data-root", tmp_path, "--method", "joint", *TINY]
+    for extra in (["--config", cfg], ["--data", "mosi", "--set", "data.trust_pickle=true"]):
+        code, _, err = run_cli([*base, *extra, "--out", tmp_path / "refused"], capsys)
+        assert code == 2 and err.count("\n") == 1
+        assert "data.trust_pickle: pickle trust cannot come from a config" in err and "--trust-pickle" in err
+        assert not (tmp_path / "refused").exists()
+    code, _, err = run_cli([*base, "--data", "mosi", "--trust-pickle", "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
+    assert "trust_pickle" not in (tmp_path / "run" / "config.yaml").read_text()  # not part of the run's config
+    assert TRUST_PICKLE_ENV not in __import__("os").environ  # the flag lasts for its command only
 
 
 def test_missing_file_says_where_to_get_it(tmp_path, capsys):

@@ -5,14 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interplay.data import DATASETS, MultimodalDataset, gaussian_split, parse_mix, pid_xor
-from interplay.data.synthetic import pid_xor_sources
+from interplay.data.synthetic import check_pid_xor, pid_xor_sources
 from interplay.errors import ConfigError, DataError
 
 SOURCES = pid_xor_sources(2)
 
 
 def test_pid_xor_shapes_splits_and_sources():
-    s = pid_xor(seed=0, n_train=500, n_test=300, mix="unique1=1,unique2=1,redundant=1,synergistic=1")
+    s = pid_xor(seed=0, n_train=500, n_test=300, mix="unique1=.25,unique2=.25,redundant=.25,synergistic=.25")
     assert (len(s.train), len(s.val), len(s.test)) == (450, 50, 300)
     assert s.info.modalities == {"x1": (32,), "x2": (32,)} and s.info.num_classes == 2
     assert s.info.interactions == SOURCES
@@ -38,7 +38,7 @@ def _sign_of_block(s, m, block):
 
 def test_source_blocks_carry_the_label_as_specified():
     """Unique/redundant blocks determine y via a linear read-out; the synergy blocks only jointly (XOR)."""
-    s = pid_xor(seed=1, n_train=200, n_test=4000, mix="unique1=1,redundant=1,synergistic=1")
+    s = pid_xor(seed=1, n_train=200, n_test=4000, mix="unique1=.333,redundant=.333,synergistic=.333")
     y = s.test.target.numpy()
     src = s.test.meta["interaction"].numpy()
 
@@ -73,7 +73,7 @@ def best_bit(x):
 
 
 def test_three_modalities():
-    s = pid_xor(seed=0, n_train=100, n_test=50, modalities=3, mix="unique3=1,synergistic=1")
+    s = pid_xor(seed=0, n_train=100, n_test=50, modalities=3, mix="unique3=0.5,synergistic=0.5")
     assert sorted(s.info.modalities) == ["x1", "x2", "x3"]
     assert s.info.interactions == ("unique1", "unique2", "unique3", "redundant", "synergistic")
 
@@ -84,21 +84,51 @@ def test_three_modalities():
     ("redundnt=1", "unknown source"),
     ("redundant", "NAME=WEIGHT"),
     ("redundant=abc", "must be a number"),
+    ("redundant=inf", "finite"),
+    ("redundant=0.9,synergistic=0.2", r"weights must sum to 1, got redundant=0.9, synergistic=0.2 summing to 1.1"),
+    ("redundant=1,synergistic=1", "summing to 2"),
+    ("redundant=0.33,synergistic=0.33,unique1=0.33", "summing to 0.99"),
 ])
 def test_bad_mix(mix, message):
     with pytest.raises(ConfigError, match=message):
         parse_mix(mix, SOURCES)
 
 
+def test_mix_must_sum_to_one_and_is_not_rescaled_silently():
+    assert parse_mix("redundant=0.9,synergistic=0.1", SOURCES) == {"redundant": 0.9, "synergistic": 0.1}
+    thirds = parse_mix("unique1=.333,redundant=.333,synergistic=.333", SOURCES)  # within the 0.001 tolerance
+    assert thirds == pytest.approx({"unique1": 1 / 3, "redundant": 1 / 3, "synergistic": 1 / 3})
+    with pytest.raises(ConfigError, match="summing to 2"):
+        pid_xor(seed=0, n_train=20, n_test=10, mix="redundant=1,synergistic=1")
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.dictionaries(st.sampled_from(SOURCES), st.floats(0, 10), min_size=1))
-def test_parse_mix_normalises(weights):
-    if sum(weights.values()) <= 0:
+def test_parse_mix_accepts_exactly_the_mixes_summing_to_one(weights):
+    total = sum(weights.values())
+    if total <= 0 or abs(total - 1) > 1e-3:
         with pytest.raises(ConfigError):
             parse_mix(weights, SOURCES)
         return
     mix = parse_mix(weights, SOURCES)
     assert abs(sum(mix.values()) - 1) < 1e-9 and all(v > 0 for v in mix.values())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_train": 0}, "data.n_train: expected a positive number of samples, got 0"),
+    ({"n_train": 3}, r"data.n_train: 3 samples are too few for the splits: 3 training and 0 validation"),
+    ({"n_test": 0}, "data.n_test: expected a positive number of samples, got 0"),
+    ({"mix": "redundant=1,nope=0"}, "unknown source"),
+    ({"modalities": 1}, "data.modalities: need at least 2"),
+    ({"noise": float("nan")}, "data.noise: expected a finite non-negative number"),
+])
+def test_pid_xor_validator_checks_values_without_drawing_data(kwargs, message):
+    params = {"n_train": None, "n_test": None, "val_fraction": 0.1, "mix": "redundant=1", "modalities": 2,
+              "dim": 32, "block_frac": 0.2, "latent": 4, "strength": 3.0, "noise": 1.0, **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        check_pid_xor(**params)
+    with pytest.raises(ConfigError, match=message):  # the builder runs the same checks
+        pid_xor(seed=0, **params)
 
 
 @pytest.mark.parametrize("preset", ["sim1", "sim2", "sim3"])

@@ -13,7 +13,7 @@ from ..conftest import make_config
 
 
 def test_run_directory_contents(tmp_path):
-    cfg = make_config("multi_loss", epochs=2, data={"mix": "redundant=1,synergistic=1"})
+    cfg = make_config("multi_loss", epochs=2, data={"mix": "redundant=0.5,synergistic=0.5"})
     metrics = train(cfg, tmp_path / "run")
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} >= {"config.yaml", "metrics.json", "log.jsonl", "predictions.csv",
@@ -93,9 +93,11 @@ def test_different_config_is_refused_and_nothing_lost(tmp_path):
 def test_directory_of_a_run_that_failed_before_training_is_reused(tmp_path):
     from interplay.errors import DataError
 
-    with pytest.raises(DataError):  # the config is written, then loading the data fails
+    with pytest.raises(DataError):  # loading the data fails before anything is written
         train(make_config(dataset="features", data={"root": str(tmp_path / "missing")}), tmp_path / "r")
-    assert {p.name for p in (tmp_path / "r").iterdir()} == {"config.yaml"}
+    assert not (tmp_path / "r").exists()
+    (tmp_path / "r").mkdir()  # a directory holding only the config.yaml of a run that never trained (older Interplay)
+    (tmp_path / "r" / "config.yaml").write_text(make_config(epochs=5, seed=9).to_yaml())
     metrics = train(make_config(epochs=1), tmp_path / "r")  # another config: nothing was trained, no refusal
     assert (tmp_path / "r" / "metrics.json").exists() and metrics["test"]["accuracy"] > 0
     assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["data"]["name"] == "pid-xor"
@@ -152,7 +154,7 @@ def test_regression_run(tmp_path):
 
 
 def test_unimodal_reference_models_give_agreement_groups(tmp_path):
-    cfg = make_config("joint", epochs=2, data={"mix": "unique1=1,synergistic=1"},
+    cfg = make_config("joint", epochs=2, data={"mix": "unique1=0.5,synergistic=0.5"},
                       train={"unimodal_reference": True})
     metrics = train(cfg, tmp_path / "r")
     test = metrics["test"]
@@ -166,12 +168,12 @@ def test_unimodal_reference_models_give_agreement_groups(tmp_path):
     rows = list(csv.DictReader((tmp_path / "r" / "predictions.csv").open()))
     assert {"ref_pred_x1", "ref_pred_x2"} <= set(rows[0])
     # another method reads the same reference models instead of retraining them
-    other = make_config("ensemble", epochs=2, data={"mix": "unique1=1,synergistic=1"},
+    other = make_config("ensemble", epochs=2, data={"mix": "unique1=0.5,synergistic=0.5"},
                         train={"unimodal_from": str(tmp_path / "r" / "unimodal")})
     m2 = train(other)
     assert m2["test"]["agreement_source"] == "reference"
     assert m2["test"]["unimodal_accuracy"] == test["unimodal_accuracy"]
-    bad = make_config("joint", epochs=1, seed=5, data={"mix": "unique1=1,synergistic=1"},
+    bad = make_config("joint", epochs=1, seed=5, data={"mix": "unique1=0.5,synergistic=0.5"},
                       train={"unimodal_from": str(tmp_path / "r" / "unimodal")})
     with pytest.raises(ConfigError, match="test samples differ"):
         train(bad)

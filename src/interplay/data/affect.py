@@ -21,12 +21,16 @@ with training statistics over non-padding steps; padding steps stay exactly zero
 encoders still mask them. Nothing here is expensive (the pickle already holds features), so nothing is cached.
 
 The pickles are read by an unpickler that only admits numpy arrays and plain containers (a pickle can run
-code); ``data.trust_pickle=true`` lifts that for files you trust.
+code). ``interplay train --trust-pickle`` lifts that for files you trust: the flag sets
+``INTERPLAY_TRUST_PICKLE=1`` for the process, which :func:`pickle_trusted` reads. Trust never comes from a config
+(``data.trust_pickle`` in a config file, bench YAML or ``--set`` is refused), so a shared config cannot make
+anyone run code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -98,6 +102,16 @@ _SAFE_GLOBALS = {("_codecs", "encode"), ("collections", "OrderedDict"), ("builti
                  ("builtins", "slice"), ("builtins", "range")}
 
 
+#: the environment variable that lifts the safe unpickler (set by ``interplay train --trust-pickle``)
+TRUST_PICKLE_ENV = "INTERPLAY_TRUST_PICKLE"
+
+
+def pickle_trusted() -> bool:
+    """Whether this process was told to trust pickles (``INTERPLAY_TRUST_PICKLE=1``, which
+    ``interplay train --trust-pickle`` sets); never a config value."""
+    return os.environ.get(TRUST_PICKLE_ENV, "") == "1"
+
+
 class _Refused(pickle.UnpicklingError):
     """A pickle asked for a global outside the allow-list."""
 
@@ -124,7 +138,7 @@ def read_affect_pickle(path: Path, trust: bool = False) -> Any:
     except _Refused as exc:
         raise DataError(f"{path}: the pickle references {exc}, which the safe loader refuses (a MultiBench "
                         f"affect pickle holds numpy arrays only); if you trust the file, train with "
-                        f"--set data.trust_pickle=true") from None
+                        f"--trust-pickle") from None
     except MemoryError:
         raise DataError(f"{path}: not enough memory to unpickle the file") from None
     except Exception as exc:  # noqa: BLE001  (unpickling corrupt bytes can raise nearly any exception)
@@ -272,11 +286,12 @@ def sentiment_classes(scores: np.ndarray, target: str) -> np.ndarray:
 def load_affect(key: str, *, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
                 root: str | None = None, target: str | None = None, modalities: str | Sequence[str] | None = None,
                 file: str | None = None, drop_empty_text: bool = True, standardize: bool = True,
-                trust_pickle: bool = False) -> DataSplits:
+                trust_pickle: bool | None = None) -> DataSplits:
     """Read, check, clean and split one MultiBench affect pickle (the work behind the registered builders).
 
     Returns splits whose inputs are ``{modality: (N, T, d)}`` float32 and whose targets are float scores
-    (``target="regression"``) or class indices. ``target`` is ``None`` for binary tasks.
+    (``target="regression"``) or class indices. ``target`` is ``None`` for binary tasks. ``trust_pickle``
+    (Python callers only; ``None``: :func:`pickle_trusted`) unpickles arbitrary objects.
     """
     task = AFFECT_TASKS[key]
     chosen = _modalities(modalities)
@@ -285,7 +300,8 @@ def load_affect(key: str, *, seed: int = 0, n_train: int | None = None, n_test: 
     path = affect_path(task, root, file)
     if not path.exists():
         raise DataError(missing_message(task, path))
-    splits = affect_split_dicts(path, read_affect_pickle(path, trust_pickle))
+    trust = pickle_trusted() if trust_pickle is None else trust_pickle
+    splits = affect_split_dicts(path, read_affect_pickle(path, trust))
     needed = sorted(set(chosen) | ({"text"} if drop_empty_text else set()))
     parsed = {split: parse_affect_split(path, split, part, needed) for split, part in splits.items()}
     check_affect_shapes(path, parsed)
@@ -366,7 +382,8 @@ _COMMON_DOC = """
     name inside ``--data-root`` (default {file}). The file's own train/valid/test splits are used
     (``data.val_fraction`` is ignored); ``n_train`` / ``n_test`` subsample train and test (seeded).
     ``drop_empty_text``: drop samples whose text is all zero (MultiBench does). ``standardize``: per feature with
-    training statistics over non-padding steps. ``trust_pickle``: unpickle arbitrary objects (files you trust).
+    training statistics over non-padding steps. The pickle is read by a safe unpickler (numpy arrays and plain
+    containers only) unless ``interplay train --trust-pickle`` is given (files you trust).
     """
 
 
@@ -374,7 +391,7 @@ _COMMON_DOC = """
 def mosi(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
          root: str | None = None, target: Literal["regression", "binary", "binary_nonzero", "7class"] = "regression",
          modalities: list[str] | None = None, file: str | None = None, drop_empty_text: bool = True,
-         standardize: bool = True, trust_pickle: bool = False) -> DataSplits:
+         standardize: bool = True) -> DataSplits:
     """CMU-MOSI sentiment, MultiBench pickle mosi_raw.pkl (vision 35, audio 74, text 300 per word; 1,284 / 229 /
     686 train/valid/test); sentiment scores in [-3, 3].
 
@@ -382,46 +399,50 @@ def mosi(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None
     non-negative), ``binary_nonzero`` (negative vs positive, zero-score samples dropped from every split),
     ``7class`` (scores clipped to [-3, 3] and rounded: classes 0..6 = -3..3)."""
     return load_affect("mosi", seed=seed, n_train=n_train, n_test=n_test, root=root, target=target,
-                       modalities=modalities, file=file, drop_empty_text=drop_empty_text, standardize=standardize,
-                       trust_pickle=trust_pickle)
+                       modalities=modalities, file=file, drop_empty_text=drop_empty_text, standardize=standardize)
 
 
 @DATASETS.register("mosei")
 def mosei(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
           root: str | None = None, target: Literal["regression", "binary", "binary_nonzero", "7class"] = "regression",
           modalities: list[str] | None = None, file: str | None = None, drop_empty_text: bool = True,
-          standardize: bool = True, trust_pickle: bool = False) -> DataSplits:
+          standardize: bool = True) -> DataSplits:
     """CMU-MOSEI sentiment, MultiBench pickle mosei_senti_data.pkl (vision 35, audio 74, text 300 per word;
     16,326 / 1,871 / 4,659 train/valid/test); sentiment scores in [-3, 3].
 
     ``target`` as for ``mosi``: regression, binary, binary_nonzero or 7class."""
     return load_affect("mosei", seed=seed, n_train=n_train, n_test=n_test, root=root, target=target,
-                       modalities=modalities, file=file, drop_empty_text=drop_empty_text, standardize=standardize,
-                       trust_pickle=trust_pickle)
+                       modalities=modalities, file=file, drop_empty_text=drop_empty_text, standardize=standardize)
 
 
 @DATASETS.register("mustard")
 def mustard(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
             root: str | None = None, modalities: list[str] | None = None, file: str | None = None,
-            drop_empty_text: bool = True, standardize: bool = True, trust_pickle: bool = False) -> DataSplits:
+            drop_empty_text: bool = True, standardize: bool = True) -> DataSplits:
     """MUStARD sarcasm detection, MultiBench pickle sarcasm.pkl (vision 371, audio 81, text 300 per word);
     binary: 1 = sarcastic."""
     return load_affect("mustard", seed=seed, n_train=n_train, n_test=n_test, root=root, modalities=modalities,
-                       file=file, drop_empty_text=drop_empty_text, standardize=standardize, trust_pickle=trust_pickle)
+                       file=file, drop_empty_text=drop_empty_text, standardize=standardize)
 
 
 @DATASETS.register("urfunny")
 def urfunny(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
             root: str | None = None, modalities: list[str] | None = None, file: str | None = None,
-            drop_empty_text: bool = True, standardize: bool = True, trust_pickle: bool = False) -> DataSplits:
+            drop_empty_text: bool = True, standardize: bool = True) -> DataSplits:
     """UR-FUNNY humor detection, MultiBench pickle humor.pkl (vision 371, audio 81, text 300 per word);
     binary: 1 = humorous (the punchline is followed by laughter)."""
     return load_affect("urfunny", seed=seed, n_train=n_train, n_test=n_test, root=root, modalities=modalities,
-                       file=file, drop_empty_text=drop_empty_text, standardize=standardize, trust_pickle=trust_pickle)
+                       file=file, drop_empty_text=drop_empty_text, standardize=standardize)
+
+
+def check_affect(*, modalities: str | Sequence[str] | None = None, **_: object) -> None:
+    """Validate an affect dataset's parameter values (cheap; the pickle is not read)."""
+    _modalities(modalities)
 
 
 for _fn in (mosi, mosei, mustard, urfunny):
     _fn.__doc__ = (_fn.__doc__ or "") + _COMMON_DOC.format(file=AFFECT_TASKS[_fn.__name__].file)
+    _fn.validate = check_affect  # type: ignore[attr-defined]  # see validated_by
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@
 The key hashes the dataset name, the preprocessing ``version`` and ``params`` (bump the version whenever the
 preprocessing code changes); entries are written atomically, so an interrupted run never leaves a torn file.
 The cache lives in ``$INTERPLAY_CACHE`` (default ``~/.cache/interplay``).
+
+Entries hold tensors and plain values and are read with ``torch.load(weights_only=True)``: an entry that asks
+the unpickler for anything else (a crafted pickle) is never executed; like an unreadable entry, it is reported
+in one warning line on stderr and recomputed (the new entry replaces it).
 """
 
 from __future__ import annotations
@@ -12,13 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..io import atomic_torch_save
+from ..io import CorruptFileError, UnsafeFileError, atomic_torch_save, load_torch
 
 
 def files_fingerprint(paths: Iterable[Path]) -> str:
@@ -45,13 +48,19 @@ def cache_key(name: str, params: dict[str, Any], version: str) -> str:
 
 def cached(name: str, params: dict[str, Any], version: str, build: Callable[[], Any],
            directory: str | Path | None = None) -> Any:
-    """Load ``build()``'s result from the cache, or compute it and store it (``torch.save``-able objects)."""
+    """Load ``build()``'s result from the cache, or compute it and store it.
+
+    ``build()`` must return tensors and plain values (dicts, lists, tuples, str, int, float, bool, None): entries
+    are read back with ``weights_only=True``. An unreadable entry, or one referencing other objects, is reported
+    in one warning line and recomputed; nothing in it is executed.
+    """
     base = Path(directory) if directory is not None else cache_dir()
     path = base / name / f"{cache_key(name, params, version)}.pt"
     if path.exists():
         try:
-            return torch.load(path, weights_only=False)
-        except Exception:  # a corrupt entry is recomputed
+            return load_torch(path, what="cache entry")
+        except (UnsafeFileError, CorruptFileError) as exc:
+            print(f"interplay: warning: {exc}; recomputing it", file=sys.stderr)
             path.unlink(missing_ok=True)
     value = build()
     atomic_torch_save(path, value)

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -37,6 +37,29 @@ class Check:
 
     ok: bool
     message: str
+
+
+B = TypeVar("B", bound=Callable[..., Any])
+
+
+def validated_by(check: Callable[..., Any]) -> Callable[[B], B]:
+    """Attach ``check`` to a dataset builder as ``builder.validate``: a cheap check of the dataset's parameter
+    values (nothing is read or drawn) that raises :class:`~interplay.errors.ConfigError` naming the field.
+
+    :func:`interplay.engine.resolve_config` calls it with the builder's keyword arguments (:data:`COMMON_FIELDS`
+    and every dataset parameter, defaults filled in), so a bad value is refused when the config is resolved
+    (``interplay bench`` resolves every cell before its grid starts), not only when the data are built. The
+    check travels with the builder: a builder registered in its place has its own (or none)::
+
+        @DATASETS.register("pid-xor")
+        @validated_by(check_pid_xor)
+        def pid_xor(*, seed, n_train, ..., mix, ...) -> DataSplits: ...
+    """
+    def attach(builder: B) -> B:
+        builder.validate = check  # type: ignore[attr-defined]
+        return builder
+
+    return attach
 
 
 def data_root(root: str | None, name: str, layout: str, where: str) -> Path:

@@ -18,7 +18,10 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .dataset import DATASETS, DataInfo, DataSplits, MultimodalDataset
+from .dataset import DATASETS, DataInfo, DataSplits, MultimodalDataset, validated_by
+
+#: how far the weights of a mix may sum from 1 (e.g. ``0.333`` three times); they are then scaled to sum to 1
+MIX_TOLERANCE = 1e-3
 
 
 def modality_names(m: int) -> list[str]:
@@ -32,9 +35,10 @@ def pid_xor_sources(modalities: int) -> tuple[str, ...]:
 
 
 def parse_mix(mix: str | Mapping[str, float], allowed: tuple[str, ...], field: str = "data.mix") -> dict[str, float]:
-    """Parse ``"redundant=0.9,synergistic=0.1"`` (or a mapping) into normalised weights over ``allowed``.
+    """Parse ``"redundant=0.9,synergistic=0.1"`` (or a mapping) into weights over ``allowed`` that sum to 1.
 
-    Raises :class:`ConfigError` on unknown names, negative or non-numeric weights, or all-zero weights.
+    Raises :class:`ConfigError` on unknown names, negative, non-finite or non-numeric weights, all-zero weights,
+    or weights that do not sum to 1 (within :data:`MIX_TOLERANCE`; nothing is rescaled silently).
     """
     if isinstance(mix, str):
         items: dict[str, float] = {}
@@ -64,12 +68,31 @@ def parse_mix(mix: str | Mapping[str, float], allowed: tuple[str, ...], field: s
     total = sum(items.values())
     if total <= 0:
         raise ConfigError(f"{field}: at least one weight must be positive")
+    if abs(total - 1.0) > MIX_TOLERANCE:
+        raise ConfigError(f"{field}: weights must sum to 1, got {', '.join(f'{k}={v:g}' for k, v in items.items())} "
+                          f"summing to {total:g}")
     weights = {k: items.get(k, 0.0) / total for k in allowed}
     return {k: w for k, w in weights.items() if w > 0}
 
 
 def _sign(bits: np.ndarray) -> np.ndarray:
     return 2.0 * bits - 1.0
+
+
+def check_split_sizes(n_train: int, n_test: int, val_fraction: float) -> None:
+    """Raise :class:`ConfigError` unless ``n_train`` samples give at least 2 training and 1 validation sample with
+    ``val_fraction`` (as :func:`_split_and_wrap` splits them) and ``n_test`` is positive."""
+    if n_train < 1:
+        raise ConfigError(f"data.n_train: expected a positive number of samples, got {n_train}")
+    if n_test < 1:
+        raise ConfigError(f"data.n_test: expected a positive number of samples, got {n_test}")
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"data.val_fraction: expected a number in [0, 1), got {val_fraction}")
+    n_val = int(round(val_fraction * n_train))
+    if n_val < 1 or n_train - n_val < 2:
+        raise ConfigError(f"data.n_train: {n_train} samples are too few for the splits: {n_train - n_val} training "
+                          f"and {n_val} validation samples with data.val_fraction={val_fraction} (need at least 2 "
+                          f"and 1)")
 
 
 def _split_and_wrap(name: str, inputs: dict[str, np.ndarray], target: np.ndarray, meta: dict[str, np.ndarray],
@@ -88,7 +111,33 @@ def _split_and_wrap(name: str, inputs: dict[str, np.ndarray], target: np.ndarray
     return splits.standardize()
 
 
+def _check_finite(name: str, value: float, positive: bool = False) -> None:
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ConfigError(f"data.{name}: expected a finite {'positive' if positive else 'non-negative'} number, "
+                          f"got {value}")
+
+
+def check_pid_xor(*, n_train: int | None, n_test: int | None, val_fraction: float, mix: str | Mapping[str, float],
+                  modalities: int, dim: int, block_frac: float, latent: int, strength: float, noise: float,
+                  **_: object) -> dict[str, float]:
+    """Validate pid-xor's parameter values (cheap; no data are drawn) and return the parsed mix."""
+    if modalities < 2:
+        raise ConfigError(f"data.modalities: need at least 2, got {modalities}")
+    check_split_sizes(2000 if n_train is None else n_train, 4000 if n_test is None else n_test, val_fraction)
+    _check_finite("block_frac", block_frac)
+    block = int(round(block_frac * dim))
+    if block < 1 or 3 * block > dim:
+        raise ConfigError(f"data.block_frac: three blocks of round({block_frac}*{dim})={block} coordinates "
+                          f"must fit in dim={dim}")
+    if latent < 1:
+        raise ConfigError(f"data.latent: expected a positive integer, got {latent}")
+    _check_finite("strength", strength)
+    _check_finite("noise", noise)
+    return parse_mix(mix, pid_xor_sources(modalities))
+
+
 @DATASETS.register("pid-xor")
+@validated_by(check_pid_xor)
 def pid_xor(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
             root: str | None = None, mix: str | dict[str, float] = "redundant=0.9,synergistic=0.1",
             modalities: int = 2, dim: int = 32, block_frac: float = 0.2, latent: int = 4,
@@ -111,16 +160,13 @@ def pid_xor(*, seed: int = 0, n_train: int | None = None, n_test: int | None = N
     samples (default 4000). ``meta["interaction"]`` holds each sample's source code (an index into
     ``info.interactions``); ``info.block_map`` holds the per-coordinate block map.
     """
-    if modalities < 2:
-        raise ConfigError(f"data.modalities: need at least 2, got {modalities}")
+    weights = check_pid_xor(n_train=n_train, n_test=n_test, val_fraction=val_fraction, mix=mix,
+                            modalities=modalities, dim=dim, block_frac=block_frac, latent=latent, strength=strength,
+                            noise=noise)
     n_train = 2000 if n_train is None else n_train
     n_test = 4000 if n_test is None else n_test
     block = int(round(block_frac * dim))
-    if block < 1 or 3 * block > dim:
-        raise ConfigError(f"data.block_frac: three blocks of round({block_frac}*{dim})={block} coordinates "
-                          f"must fit in dim={dim}")
     sources = pid_xor_sources(modalities)
-    weights = parse_mix(mix, sources)
     names = modality_names(modalities)
     blocks = {"unique": np.arange(0, block), "redundant": np.arange(block, 2 * block),
               "synergy": np.arange(2 * block, 3 * block)}
@@ -165,7 +211,24 @@ GAUSSIAN_PRESETS: dict[str, tuple[float, float, float]] = {
 }
 
 
+def check_gaussian_split(*, n_train: int | None, n_test: int | None, val_fraction: float, preset: str, dim: int,
+                         factor_dim: int, view_noise: float, label_noise: float, num_classes: int,
+                         **_: object) -> None:
+    """Validate gaussian-split's parameter values (cheap; no data are drawn)."""
+    if preset not in GAUSSIAN_PRESETS:
+        raise ConfigError(f"data.preset: unknown preset {preset!r}; expected one of {', '.join(GAUSSIAN_PRESETS)}")
+    if num_classes < 2:
+        raise ConfigError(f"data.num_classes: need at least 2, got {num_classes}")
+    for name, size in (("dim", dim), ("factor_dim", factor_dim)):
+        if size < 1:
+            raise ConfigError(f"data.{name}: expected a positive integer, got {size}")
+    _check_finite("view_noise", view_noise)
+    _check_finite("label_noise", label_noise)
+    check_split_sizes(2000 if n_train is None else n_train, 4000 if n_test is None else n_test, val_fraction)
+
+
 @DATASETS.register("gaussian-split")
+@validated_by(check_gaussian_split)
 def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
                    val_fraction: float = 0.1, root: str | None = None, preset: str = "sim1", dim: int = 32,
                    factor_dim: int = 4, view_noise: float = 0.5, label_noise: float = 0.3,
@@ -186,10 +249,9 @@ def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | N
     ``task="regression"``: the target is instead the noisy score rescaled to standard deviation 1.5 and
     clipped to ``[-3, 3]`` (a MOSI-like sentiment score); ``num_classes`` is then ignored.
     """
-    if preset not in GAUSSIAN_PRESETS:
-        raise ConfigError(f"data.preset: unknown preset {preset!r}; expected one of {', '.join(GAUSSIAN_PRESETS)}")
-    if num_classes < 2:
-        raise ConfigError(f"data.num_classes: need at least 2, got {num_classes}")
+    check_gaussian_split(n_train=n_train, n_test=n_test, val_fraction=val_fraction, preset=preset, dim=dim,
+                         factor_dim=factor_dim, view_noise=view_noise, label_noise=label_noise,
+                         num_classes=num_classes)
     n_train = 2000 if n_train is None else n_train
     n_test = 4000 if n_test is None else n_test
     c = GAUSSIAN_PRESETS[preset]
@@ -222,4 +284,4 @@ def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | N
 
 
 __all__ = ["pid_xor", "gaussian_split", "parse_mix", "pid_xor_sources", "modality_names",
-           "GAUSSIAN_PRESETS"]
+           "GAUSSIAN_PRESETS", "MIX_TOLERANCE", "check_pid_xor", "check_gaussian_split", "check_split_sizes"]

@@ -22,16 +22,31 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
-                             "torch": torch.get_rng_state()}
+    """Python's, NumPy's and torch's (every device's) global generator states, as tensors and plain values only
+    (so that a checkpoint holding them loads with ``torch.load(weights_only=True)``); :func:`set_rng_state`
+    restores them exactly."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64),
+                   "gauss": None if gauss is None else float(gauss)},
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    """Restore the generator states :func:`rng_state` captured."""
+    py = state["python"]
+    gauss = py["gauss"]
+    random.setstate((int(py["version"]), tuple(int(v) for v in py["state"].tolist()),
+                     None if gauss is None else float(gauss)))
+    npy = state["numpy"]
+    np.random.set_state((npy["kind"], npy["keys"].cpu().numpy().astype(np.uint32), int(npy["pos"]),
+                         int(npy["has_gauss"]), float(npy["cached_gaussian"])))
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

@@ -2,24 +2,32 @@
 
 A run directory (``out_dir``) holds::
 
-    config.yaml        resolved config (written first; a rerun with another config is refused once training
-                       has written anything: a directory whose run failed before its first epoch is reused)
-    last.pt            model + objective + optimiser + RNG state after the last finished epoch
+    config.yaml        resolved config (written once the config is validated and the data, model and method are
+                       built; a rerun with another config is refused once training has written anything: a
+                       directory whose run failed before its first epoch is reused)
+    last.pt            model + objective + optimiser + RNG state + elapsed training time after the last finished
+                       epoch
     best.pt            best-validation weights of the current stage
     log.jsonl          one line per finished epoch (stage, every loss term, validation metrics)
     metrics.json       written last: a run with metrics.json is complete
     predictions.csv    one row per test sample
     env.json           versions, git revision, seed, device
 
-Interrupted runs resume from ``last.pt`` when the same command is run again.
+Interrupted runs resume from ``last.pt`` when the same command is run again. Checkpoints hold tensors and plain
+values only and are read with ``torch.load(weights_only=True)``: a ``last.pt`` / ``best.pt`` that asks for
+anything else (a crafted pickle) is refused with :class:`~interplay.errors.DataError` and never executed; an
+empty or truncated one is reported in one warning line and the run restarts from scratch. A run that fails before
+its first epoch is saved removes what it created (files and directories that did not exist before it).
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import math
 import platform
 import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -36,13 +44,16 @@ from .._version import __version__
 from ..config import RunConfig, resolve_params, signature_schema
 from ..data import COMMON_FIELDS, DATASETS, DataSplits, check_labels
 from ..device import resolve_device
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..io import (
+    CorruptFileError,
+    UnsafeFileError,
     atomic_torch_save,
     atomic_write_csv,
     atomic_write_json,
     atomic_write_jsonl,
     atomic_write_text,
+    load_torch,
     read_json,
 )
 from ..metrics import selection_metric, selection_score
@@ -55,19 +66,65 @@ from .seeding import epoch_generator, rng_state, seed_everything, set_rng_state
 PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
+#: seeds must fit torch's 64-bit unsigned seed
+_SEED_LIMIT = 2**64
+
+#: the one-line refusal of ``data.trust_pickle`` in a config (file, bench YAML or ``--set``)
+TRUST_PICKLE_REFUSED = ("data.trust_pickle: pickle trust cannot come from a config (a shared config file or bench "
+                        "YAML could make you run code from a data file); for a file you trust, pass --trust-pickle "
+                        "to `interplay train` (or set INTERPLAY_TRUST_PICKLE=1 in the environment)")
+
+
+def _check_number(name: str, value: float | None, positive: bool = False, below: float | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``value`` (``None`` passes) is finite, non-negative (positive with
+    ``positive``) and smaller than ``below``."""
+    if value is None:
+        return
+    bad = not math.isfinite(value) or value < 0 or (positive and value == 0) or (below is not None
+                                                                                 and value >= below)
+    if bad:
+        kind = "a finite positive number" if positive else "a finite non-negative number"
+        raise ConfigError(f"{name}: expected {kind}{f' below {below:g}' if below is not None else ''}, got {value}")
+
+
+def _check_seed(name: str, seed: int | None) -> None:
+    if seed is not None and not 0 <= seed < _SEED_LIMIT:
+        raise ConfigError(f"{name}: expected an integer from 0 to 2**64-1, got {seed}")
+
+
 def resolve_config(cfg: RunConfig) -> RunConfig:
-    """A copy of ``cfg`` with dataset and method parameters validated and completed with their defaults."""
+    """A copy of ``cfg`` with dataset and method parameters validated and completed with their defaults.
+
+    Every value is checked here, before anything is built or written (the bench resolves every cell before its
+    grid starts): field ranges (finite learning rate, weight decay, momentum, gradient clip; non-negative seeds;
+    positive sample counts), the method's hyperparameters, and the dataset parameters' values through the
+    dataset's validator (``builder.validate``, see :func:`~interplay.data.dataset.validated_by`; e.g. pid-xor's
+    mix). ``data.trust_pickle``
+    is refused: pickle trust is a command-line flag, never a config value.
+    """
     cfg = copy.deepcopy(cfg)
     builder = DATASETS.get(cfg.data.name)
+    if "trust_pickle" in cfg.data.params:
+        raise ConfigError(TRUST_PICKLE_REFUSED)
     cfg.data.params = resolve_params(cfg.data.params, signature_schema(builder, skip=COMMON_FIELDS), "data",
                                      f"dataset {cfg.data.name!r}")
+    d = cfg.data
+    for name, n in (("data.n_train", d.n_train), ("data.n_test", d.n_test)):
+        if n is not None and n < 1:
+            raise ConfigError(f"{name}: expected a positive number of samples, got {n}")
+    _check_number("data.val_fraction", d.val_fraction, below=1.0)
+    _check_seed("data.seed", d.seed)
+    _check_seed("train.seed", cfg.train.seed)
+    _check_number("model.dropout", cfg.model.dropout, below=1.0)
     cfg.method.params = method_params(cfg.method.name, cfg.method.params)
     if cfg.train.epochs < 1:
         raise ConfigError(f"train.epochs: expected a positive integer, got {cfg.train.epochs}")
     if cfg.train.batch_size < 1:
         raise ConfigError(f"train.batch_size: expected a positive integer, got {cfg.train.batch_size}")
-    if not cfg.train.lr > 0:
-        raise ConfigError(f"train.lr: expected a positive number, got {cfg.train.lr}")
+    _check_number("train.lr", cfg.train.lr, positive=True)
+    _check_number("train.weight_decay", cfg.train.weight_decay)
+    _check_number("train.momentum", cfg.train.momentum)
+    _check_number("train.grad_clip", cfg.train.grad_clip)
     if cfg.train.precision not in PRECISIONS:
         raise ConfigError(f"train.precision: expected one of {', '.join(PRECISIONS)}, got {cfg.train.precision!r}")
     if cfg.train.devices < 1:
@@ -77,15 +134,28 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     if cfg.train.optimizer not in OPTIMIZERS:
         raise ConfigError(f"train.optimizer: unknown optimizer {cfg.train.optimizer!r}; expected one of "
                           f"{', '.join(OPTIMIZERS)}")
+    validate = getattr(builder, "validate", None)  # see interplay.data.dataset.validated_by
+    if validate is not None:
+        validate(**_builder_kwargs(cfg))
     return cfg
 
 
-def build_data(cfg: RunConfig) -> DataSplits:
-    """Build the dataset splits the (resolved) config describes and check their labels."""
+def _builder_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    """The keyword arguments of the dataset builder (and validator) of a resolved config."""
     d = cfg.data
-    seed = cfg.train.seed if d.seed is None else d.seed
-    splits = DATASETS.get(d.name)(seed=seed, n_train=d.n_train, n_test=d.n_test, val_fraction=d.val_fraction,
-                                  root=d.root, **d.params)
+    return {"seed": cfg.train.seed if d.seed is None else d.seed, "n_train": d.n_train, "n_test": d.n_test,
+            "val_fraction": d.val_fraction, "root": d.root, **d.params}
+
+
+def build_data(cfg: RunConfig) -> DataSplits:
+    """Build the dataset splits the (resolved) config describes and check that none is empty and that the labels
+    are in range."""
+    splits = DATASETS.get(cfg.data.name)(**_builder_kwargs(cfg))
+    for split in (splits.train, splits.val, splits.test):
+        if len(split) == 0:
+            raise DataError(f"{split.name}: no samples (data.n_train={cfg.data.n_train}, "
+                            f"data.n_test={cfg.data.n_test}, data.val_fraction={cfg.data.val_fraction}); every "
+                            f"split needs at least one sample")
     if splits.info.task == "classification":
         for split in (splits.train, splits.val, splits.test):
             check_labels(split.target, splits.info.num_classes, split.name)
@@ -154,42 +224,78 @@ class Trainer:
     #: files that only training writes: their presence means the directory holds (part of) a run
     _RUN_ARTEFACTS = ("last.pt", "best.pt", "log.jsonl", "metrics.json", "predictions.csv")
 
-    def _prepare_dir(self) -> dict[str, Any] | None:
-        """Check the run directory; return finished metrics if the run is already complete."""
+    def _check_dir(self) -> dict[str, Any] | None:
+        """Check the run directory (writing nothing); return finished metrics if the run is already complete."""
         if self.out is None:
             return None
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"{self.out}: exists and is not a directory; use another --out directory")
         cfg_path = self.out / "config.yaml"
         new = self.cfg.to_dict()
-        if cfg_path.exists():
-            try:
-                old = yaml.safe_load(cfg_path.read_text()) or {}
-            except yaml.YAMLError:
-                raise ConfigError(f"{cfg_path}: unreadable config in the run directory") from None
-            diff = _first_difference(old, new)
-            if diff and any((self.out / name).exists() for name in self._RUN_ARTEFACTS):
-                raise ConfigError(f"{self.out}: holds a run with a different config ({diff}); "
-                                  f"use another --out directory")
-            if (self.out / "metrics.json").exists():
-                return read_json(self.out / "metrics.json")
-        elif self.out.exists() and any(self.out.iterdir()):
-            raise ConfigError(f"{self.out}: directory is not empty and holds no Interplay run (no config.yaml); "
-                              f"use another --out directory")
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cfg_path, self.cfg.to_yaml())
+        try:
+            if cfg_path.exists():
+                try:
+                    old = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+                except (yaml.YAMLError, UnicodeDecodeError):
+                    raise ConfigError(f"{cfg_path}: unreadable config in the run directory") from None
+                diff = _first_difference(old, new)
+                if diff and any((self.out / name).exists() for name in self._RUN_ARTEFACTS):
+                    raise ConfigError(f"{self.out}: holds a run with a different config ({diff}); "
+                                      f"use another --out directory")
+                if (self.out / "metrics.json").exists():
+                    return read_json(self.out / "metrics.json")
+            elif self.out.exists() and any(self.out.iterdir()):
+                raise ConfigError(f"{self.out}: directory is not empty and holds no Interplay run (no "
+                                  f"config.yaml); use another --out directory")
+        except OSError as exc:
+            raise ConfigError(f"{exc.filename or self.out}: cannot read the run directory ({exc.strerror})") from None
         return None
+
+    def _create_dir(self) -> list[Path]:
+        """Create the run directory and write ``config.yaml``; return what did not exist before (files, then
+        directories, deepest first) so that :meth:`_remove_created` can undo exactly this invocation's writes."""
+        assert self.out is not None
+        created = [d for d in (self.out, *self.out.parents) if not d.exists()]
+        created += [self.out / name for name in ("config.yaml", "env.json") if not (self.out / name).exists()]
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.yaml", self.cfg.to_yaml())
+        except OSError as exc:
+            self._remove_created(created)
+            raise ConfigError(f"{exc.filename or self.out}: cannot create the run directory ({exc.strerror}); "
+                              f"use another --out directory") from None
+        return created
+
+    def _remove_created(self, created: list[Path]) -> None:
+        """After a failure: unless the directory holds (part of) a run, remove the files and directories this
+        invocation created. Files that existed before it are left alone, and so is anything written by others."""
+        if self.out is None or any((self.out / name).exists() for name in self._RUN_ARTEFACTS):
+            return
+        for path in sorted((p for p in created if p.parent == self.out), key=str):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+        for path in created:
+            if path.parent != self.out:
+                try:
+                    path.rmdir()  # only if empty: never removes what someone else put there
+                except OSError:
+                    break
 
     # ------------------------------------------------------------------ main entry
     def fit(self) -> dict[str, Any]:
         """Train, select on validation, test once; return ``metrics.json``'s content."""
         if self.cfg.train.devices > 1 and not is_distributed():
             return self._fit_spawned()
-        done = self._prepare_dir() if self.is_main else None
+        done = self._check_dir() if self.is_main else None
         if done is not None:
             return done
         if self.world > 1:
-            dist.barrier()  # rank 0 has checked and prepared the directory
+            dist.barrier()  # rank 0 has checked the directory
         cfg = self.cfg
         seed_everything(cfg.train.seed)
+        # data, model and method are built before the directory is written: a failure here leaves nothing behind
         self.data = data = build_data(cfg)
         for split in (data.train, data.val, data.test):
             split.to(self.device)
@@ -198,17 +304,28 @@ class Trainer:
         objective.setup(model, data)
         objective.to(self.device)
         stages = objective.stages(cfg.train.epochs)
-        total = sum(s.epochs for s in stages)
-        if self.writes:
-            atomic_write_json(self.out / "env.json", environment(cfg, self.device))
+        created = self._create_dir() if self.writes else []
+        try:
+            if self.writes:
+                atomic_write_json(self.out / "env.json", environment(cfg, self.device))
+            return self._run(stages)
+        except BaseException:
+            if self.writes:
+                self._remove_created(created)
+            raise
 
+    def _run(self, stages: list[Stage]) -> dict[str, Any]:
+        """Train the stages (resuming from ``last.pt`` if there is one), then test."""
+        cfg, data = self.cfg, self.data
+        total = sum(s.epochs for s in stages)
         resume = self._load_last()
         start_stage, start_epoch = (resume["stage_index"], resume["epoch"]) if resume else (0, 0)
+        self._time_before = float(resume.get("train_time_s", 0.0)) if resume else 0.0
         bar = tqdm(total=total, initial=start_epoch, disable=self.quiet or not self.is_main, desc=cfg.method.name,
                    unit="epoch",
                    dynamic_ncols=True, leave=False)
         epoch = start_epoch
-        t0 = time.perf_counter()
+        self._t0 = time.perf_counter()
         for si, stage in enumerate(stages):
             stage_first = sum(s.epochs for s in stages[:si])
             if si < start_stage or epoch >= stage_first + stage.epochs:
@@ -220,7 +337,7 @@ class Trainer:
                 state = TrainState(epoch=epoch, stage=stage.name, stage_epoch=epoch - stage_first,
                                    stage_epochs=stage.epochs, step=self._steps, num_epochs=total)
                 row = self._train_epoch(optimizer, state)
-                val = split_metrics(self._evaluate("val"), data.info, objective)
+                val = split_metrics(self._evaluate("val"), data.info, self.objective)
                 row["val"] = val
                 score = self._score(val)
                 improved = best is None or score > best
@@ -235,7 +352,14 @@ class Trainer:
                 bar.set_postfix(stage=stage.name, loss=f"{row['train']['loss']:.3f}",
                                 val_acc=f"{val['accuracy']:.3f}", refresh=False)
         bar.close()
-        return self._finish(time.perf_counter() - t0)
+        return self._finish(self._elapsed())
+
+    _time_before = 0.0  # training time of the earlier invocations of a resumed run (from last.pt)
+    _t0 = 0.0
+
+    def _elapsed(self) -> float:
+        """Training time so far, summed over every invocation of this run (resumes included)."""
+        return self._time_before + time.perf_counter() - self._t0
 
     def _fit_spawned(self) -> dict[str, Any]:
         """``train.devices > 1`` without a process group: spawn one process per device (DDP)."""
@@ -247,7 +371,7 @@ class Trainer:
             with tempfile.TemporaryDirectory() as tmp:
                 spawn_fit(_fit_rank, self.cfg.to_dict(), Path(tmp) / "run", t.devices, self.quiet, cuda)
                 return read_json(Path(tmp) / "run" / "metrics.json")
-        done = self._prepare_dir()
+        done = self._check_dir()  # rank 0 creates the directory once it has built the data
         if done is not None:
             return done
         spawn_fit(_fit_rank, self.cfg.to_dict(), self.out, t.devices, self.quiet, cuda)
@@ -273,7 +397,11 @@ class Trainer:
         t = self.cfg.train
         optimizer = OPTIMIZERS[t.optimizer](params, t, t.lr * stage.lr_scale)
         if resumed is not None:
-            optimizer.load_state_dict(resumed["optimizer"])
+            try:
+                optimizer.load_state_dict(resumed["optimizer"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise DataError(f"{self.out / 'last.pt' if self.out else 'last.pt'}: its optimiser state does not fit "
+                                f"this run ({exc}); remove it to train this run from scratch") from None
         self._step_fn = wrap(self.model, self.objective, self.device)  # DDP needs re-wrapping when freezing changes
         return optimizer
 
@@ -354,10 +482,37 @@ class Trainer:
     def _load_best(self) -> dict[str, Any]:
         state = self._best_state
         if state is None:  # resumed in this process: read the file
-            state = torch.load(self.out / "best.pt", map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
-        self.objective.load_state_dict(state["objective"])
+            assert self.out is not None
+            state = self._read_checkpoint(self.out / "best.pt", self._BEST_KEYS)
+        self._apply_weights(self.out / "best.pt" if self.out is not None else Path("best.pt"), state)
         return state
+
+    _BEST_KEYS = ("model", "objective", "epoch", "stage")
+    _LAST_KEYS = ("model", "objective", "optimizer", "stage_index", "epoch", "best_score", "steps", "rng", "log")
+
+    def _read_checkpoint(self, path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+        """A checkpoint of this run directory, read with ``weights_only=True`` (tensors and plain values only).
+
+        Raises :class:`DataError` (one line naming the file, which was not loaded) if the file references other
+        objects, and :class:`~interplay.io.CorruptFileError` if it is empty, truncated or lacks ``keys``."""
+        try:
+            state = load_torch(path, map_location=self.device, what="checkpoint")
+        except UnsafeFileError as exc:
+            raise DataError(f"{exc}; remove it (or use another --out directory) to train this run from "
+                            f"scratch") from None
+        missing = [k for k in keys if k not in state] if isinstance(state, dict) else list(keys)
+        if missing:
+            raise CorruptFileError(f"{path}: not a checkpoint of an Interplay run (no {missing[0]!r})")
+        return state
+
+    def _apply_weights(self, path: Path, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.objective.load_state_dict(state["objective"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise DataError(f"{path}: the checkpoint does not fit this run's model ({first}); remove the run "
+                            f"directory's last.pt and best.pt to train from scratch") from None
 
     def _save_last(self, optimizer: torch.optim.Optimizer, stage_index: int, epoch: int, best: float | None) -> None:
         if self.world > 1:
@@ -366,18 +521,36 @@ class Trainer:
             return
         atomic_torch_save(self.out / "last.pt", {
             **self._weights(), "optimizer": optimizer.state_dict(), "stage_index": stage_index, "epoch": epoch,
-            "best_score": best, "steps": self._steps, "rng": rng_state(), "log": self.log})
+            "best_score": best, "steps": self._steps, "rng": rng_state(), "log": self.log,
+            "train_time_s": self._elapsed()})
         atomic_write_jsonl(self.out / "log.jsonl", self.log)
 
     def _load_last(self) -> dict[str, Any] | None:
+        """Resume from ``last.pt`` (and check ``best.pt``, which the rest of the run needs). An empty, truncated
+        or missing checkpoint is reported in one warning line and the run restarts from scratch (nothing has been
+        applied yet, so the restart equals a fresh run); one that references objects beyond tensors and plain
+        values raises :class:`DataError` without being loaded."""
         if self.out is None or not (self.out / "last.pt").exists():
             return None
-        state = torch.load(self.out / "last.pt", map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
-        self.objective.load_state_dict(state["objective"])
+        try:
+            state = self._read_checkpoint(self.out / "last.pt", self._LAST_KEYS)
+            if not (self.out / "best.pt").exists():
+                raise CorruptFileError(f"{self.out / 'best.pt'}: missing beside last.pt")
+            self._read_checkpoint(self.out / "best.pt", self._BEST_KEYS)
+        except CorruptFileError as exc:
+            if self.is_main:
+                print(f"interplay: warning: {exc}; restarting the run from scratch", file=sys.stderr)
+            return None
+        self._apply_weights(self.out / "last.pt", state)
+        try:
+            if not isinstance(state["log"], list) or not isinstance(state["steps"], int):
+                raise TypeError("log or steps of the wrong type")
+            set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise DataError(f"{self.out / 'last.pt'}: not a checkpoint of this Interplay ({exc}); remove it to "
+                            f"train this run from scratch") from None
         self.log = state["log"]
         self._steps = state["steps"]
-        set_rng_state(state["rng"])
         if not self.quiet and self.is_main:
             tqdm.write(f"resuming {self.out} after epoch {state['epoch']}")
         return state

@@ -30,9 +30,9 @@ venv: $(VENV)/.created
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# A small version of configs/bench/synib_xor.yaml: every method on pid-xor, 2 seeds; prints the table.
+# The demo preset (src/interplay/configs/bench/demo.yaml), a small version of synib_xor: every method on pid-xor, 2 seeds; prints the table.
 demo: $(VENV)/.installed
-	$(VENV)/bin/interplay bench configs/bench/demo.yaml --out runs/demo --jobs 2
+	$(VENV)/bin/interplay bench demo --out runs/demo --jobs 2
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

@@ -67,11 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify = data_sub.add_parser("verify", help="check a dataset's local copy (layout, shapes, splits, checksums)")
     verify.add_argument("--data", required=True, help="dataset name")
     verify.add_argument("--data-root", help="directory of the local copy")
-    bench = sub.add_parser("bench", help="run a grid of datasets x methods x seeds (resumable, parallel)")
-    bench.add_argument("file", help="benchmark YAML (see configs/bench/)")
-    bench.add_argument("--out", required=True, help="bench directory (rerun the same command to resume)")
+    bench = sub.add_parser("bench", help="run a grid of datasets x methods x seeds (resumable, parallel)",
+                           description="Run a benchmark grid into --out. Rerun the same command to resume; Ctrl-C "
+                                       "stops within seconds (twice: at once). See docs/bench.md.")
+    bench.add_argument("file", nargs="?", help="benchmark YAML file or shipped preset name (see --list)")
+    bench.add_argument("--list", action="store_true", help="list the shipped presets and exit")
+    bench.add_argument("--out", help="bench directory (rerun the same command to resume)")
     bench.add_argument("--seeds", type=int, help="number of seeds (overrides the file)")
     bench.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    bench.add_argument("--rerun-changed", action="store_true",
+                       help="move cells run with other settings to OUT/stale/ and train them again")
     bench.add_argument("--quiet", action="store_true")
     report = sub.add_parser("report", help="Markdown report with tables and plots of a bench directory")
     report.add_argument("dir")
@@ -203,17 +208,38 @@ def _verify(name: str, root: str | None) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench.runner import run_bench
+    """``interplay bench``: run or resume a grid (a file or a shipped preset); ``--list`` lists the presets."""
+    if args.list:
+        from .bench.presets import list_presets
 
+        presets = list_presets()
+        width = max((len(name) for name, _ in presets), default=0)
+        for name, description in presets:
+            print(f"{name:<{width}}  {description}")
+        return 0
+    if not args.file:
+        raise ConfigError("bench: expected a benchmark YAML file or a preset name (`interplay bench --list` "
+                          "lists the presets)")
+    if not args.out:
+        raise ConfigError("bench: --out DIR is required (the bench directory; rerun the same command to resume)")
     if args.jobs < 1:
         raise ConfigError(f"--jobs: expected a positive integer, got {args.jobs}")
     from .bench.report import summary_tables
+    from .bench.runner import BenchInterrupted, run_bench
 
-    result = run_bench(args.file, args.out, seeds=args.seeds, jobs=args.jobs, quiet=args.quiet)
+    try:
+        result = run_bench(args.file, args.out, seeds=args.seeds, jobs=args.jobs, quiet=args.quiet,
+                           rerun_changed=args.rerun_changed, notify=lambda line: print(line, file=sys.stderr))
+    except BenchInterrupted as exc:
+        print(f"interplay: interrupted: {exc.message}", file=sys.stderr)
+        return 128 + int(exc.signum)
     s = result.summary
     if result.rows:
         print(summary_tables(args.out))
-    print(f"{s['runs']} runs ({s['ran_now']} now, {s['runs'] - s['ran_now'] - s['failed']} already finished); "
+    already = s["runs"] - s["ran_now"] - s["failed"] - s["finished_elsewhere"]
+    elsewhere = f", {s['finished_elsewhere']} by another bench" if s["finished_elsewhere"] else ""
+    failed = f", {s['failed']} failed" if s["failed"] else ""
+    print(f"{s['runs']} runs ({s['ran_now']} now, {already} already finished{elsewhere}{failed}); "
           f"grid wall {s['grid_wall_s']:.1f} s, summed run time {s['sum_run_wall_s']:.1f} s, "
           f"parallel efficiency {s['parallel_efficiency']} with {s['jobs']} job(s); results: {args.out}/results.csv; "
           f"`interplay report {args.out}` for plots")

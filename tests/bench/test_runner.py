@@ -2,9 +2,9 @@
 
 import csv
 import os
+import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,22 +14,23 @@ from interplay.bench import runner as runner_mod
 from interplay.bench.report import make_report
 from interplay.bench.runner import run_bench
 
+from .helpers import bench_cmd, children, env, popen, wait_for
+
 SPEC = """
 name: t
 seeds: 2
 model: {encoder_hidden: [16], fusion_hidden: [16]}
 train: {epochs: 2}
 datasets:
-  - {name: pid-xor, label: mixed, params: {mix: "redundant=1,synergistic=1", n_train: 200, n_test: 100}}
+  - {name: pid-xor, label: mixed, params: {mix: "redundant=0.5,synergistic=0.5", n_train: 200, n_test: 100}}
 methods:
   - joint
   - {name: conf_penalty, search: {beta: [0.1, 2.0]}}
 """
 
 
-#: the kill test's grid: long enough runs (about 0.3 s each) that a kill after the first finished runs lands
-#: mid-grid (with 2-epoch runs the whole grid sometimes finished between two polls)
-SLOW_SPEC = SPEC.replace("epochs: 2", "epochs: 40")
+#: the kill test's grid: runs of a few tenths of a second, so that kills land inside runs and between them
+KILL_SPEC = SPEC.replace("epochs: 2", "epochs: 12")
 
 
 def _table(path: Path) -> list[dict]:
@@ -86,36 +87,69 @@ def test_report_writes_markdown_and_plots(reference):
 
 
 @pytest.fixture(scope="module")
-def slow_reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("slow")
+def kill_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kill")
     spec = out / "b.yaml"
-    spec.write_text(SLOW_SPEC)
+    spec.write_text(KILL_SPEC)
     run_bench(spec, out / "bench", jobs=1, quiet=True)
     return spec, out / "bench"
 
 
-def test_kill_and_resume_equals_uninterrupted(slow_reference, tmp_path):
-    """A real SIGKILL of a two-worker grid, then the same command again."""
-    spec, ref_out = slow_reference
-    out = tmp_path / "bench"
-    cmd = [sys.executable, "-m", "interplay.cli", "bench", str(spec), "--out", str(out), "--jobs", "2", "--quiet"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(out.rglob("metrics.json")):
-        time.sleep(0.02)
+def _epochs_done(out: Path) -> int:
+    """Finished epochs over all runs of a bench directory (from the log files)."""
+    total = 0
+    for log in out.rglob("log.jsonl"):
+        try:
+            total += len(log.read_text().splitlines())
+        except OSError:
+            pass
+    return total
+
+
+def _kill_after_progress(cmd: list[str], out: Path, delay: float) -> None:
+    """Start ``cmd``; once it has finished an epoch (past start-up), wait ``delay`` seconds and SIGKILL its
+    whole process group (the main process and its workers)."""
+    before = _epochs_done(out)
+    proc = popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: _epochs_done(out) > before or proc.poll() is not None, 120)
+    time.sleep(delay)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = {p: p.read_bytes() for p in out.rglob("metrics.json")}
-    assert 1 <= len(finished) < 6, "the kill should land mid-grid"
-    rows_before = {r["run_dir"]: r for r in _table(out)} if (out / "results.csv").exists() else {}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, "the grid finished before the kill"
+
+
+def test_kill_and_resume_equals_uninterrupted(kill_reference, tmp_path):
+    """SIGKILL of the whole process group at random points (seeded), three times, alternating one and two
+    workers; then the same command again: the table equals an uninterrupted run's, finished runs untouched."""
+    spec, ref_out = kill_reference
+    out = tmp_path / "bench"
+    rng = random.Random(20)
+    first_finished = None
+    rows_before: dict[str, dict] = {}
+    finished: dict[Path, bytes] = {}
+    for jobs in ["2", "1", "1"]:  # one kill with two workers; two cheaper ones (a worker costs a torch import)
+        _kill_after_progress(bench_cmd(spec, out, "--jobs", jobs), out, rng.uniform(0.0, 0.4))
+        finished.update({p: p.read_bytes() for p in out.rglob("metrics.json") if p not in finished})
+        if first_finished is None:
+            first_finished = len(finished)
+        if (out / "results.csv").exists():
+            rows_before.update({r["run_dir"]: r for r in _table(out)})
+    assert first_finished < 6, "the first kill should land mid-grid"
+    done = subprocess.run(bench_cmd(spec, out, "--jobs", "2"), env=env(), capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     assert {p: p.read_bytes() for p in finished} == finished  # finished runs untouched
     after = _table(out)
-    for r in after:  # rows of runs finished before the kill keep their values
+    for r in after:  # rows of runs finished before a kill keep their values
         if r["run_dir"] in rows_before:
-            before = {k: v for k, v in rows_before[r["run_dir"]].items() if v != "" and k != "selected"}
-            assert {k: r[k] for k in before} == before
+            before_row = {k: v for k, v in rows_before[r["run_dir"]].items() if v != "" and k != "selected"}
+            assert {k: r[k] for k in before_row} == before_row
     assert after == _table(ref_out)
+    assert not [p for p in children(os.getpid()) if "interplay.cli" in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

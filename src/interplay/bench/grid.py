@@ -1,6 +1,7 @@
 """Benchmark grids: a YAML file of datasets x methods (with small search spaces) x seeds, expanded into runs.
 
     name: synib_xor
+    description: SynIB's synthetic claim   # one line, shown by `interplay bench --list`
     seeds: 3                      # --seeds overrides
     model: {encoder_hidden: [256, 256], fusion_hidden: [128, 128]}     # shared by every run
     train: {epochs: 30}                                                # equal budgets
@@ -12,6 +13,10 @@
 
 Every point of a method's ``search`` grid is its own run; for each (dataset, method, seed) the point with the
 best validation metric is *selected* (never the test metric), and tables use the selected runs only.
+
+:func:`plan` validates the whole grid before anything runs: every run's config is resolved against the
+registries (unknown datasets, methods, parameters and bad values fail with one line), and no two runs may share
+a run directory.
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ _SLUG = re.compile(r"[^A-Za-z0-9._=+-]+")
 
 
 def slug(text: str) -> str:
+    """``text`` reduced to characters that are safe in a directory name."""
     return _SLUG.sub("_", text).strip("_") or "default"
 
 
 @dataclass
 class DatasetEntry:
+    """One dataset of the grid: registry name, table label, builder parameters."""
+
     name: str
     label: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -42,6 +50,8 @@ class DatasetEntry:
 
 @dataclass
 class MethodEntry:
+    """One method of the grid: registry name, table label, fixed parameters and the searched ones."""
+
     name: str
     label: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -55,15 +65,22 @@ class MethodEntry:
 
 @dataclass
 class BenchSpec:
+    """A validated benchmark file."""
+
     name: str
     seeds: int
     datasets: list[DatasetEntry]
     methods: list[MethodEntry]
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "seeds": self.seeds, "model": self.model, "train": self.train,
+        """The spec as a benchmark file (``load_spec`` reads it back unchanged)."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        return {**out, "seeds": self.seeds, "model": self.model, "train": self.train,
                 "datasets": [vars(d) for d in self.datasets], "methods": [vars(m) for m in self.methods]}
 
 
@@ -103,6 +120,12 @@ def _entries(raw: Any, key: str, source: str) -> list[dict[str, Any]]:
         unknown = set(item) - {"name", "label", "params", "search"}
         if unknown or (key == "datasets" and "search" in item):
             raise ConfigError(f"{source}: {key}[{i}] has unknown field(s) {', '.join(sorted(unknown or {'search'}))}")
+        if not isinstance(item["name"], str) or not item["name"]:
+            raise ConfigError(f"{source}: {key}[{i}].name must be a non-empty string, got {item['name']!r}")
+        if item.get("label") is not None and (not isinstance(item["label"], str) or not item["label"]):
+            raise ConfigError(f"{source}: {key}[{i}].label must be a non-empty string, got {item['label']!r}")
+        if item.get("params") is not None and not isinstance(item["params"], dict):
+            raise ConfigError(f"{source}: {key}[{i}].params must be a mapping, got {item['params']!r}")
         out.append(item)
     return out
 
@@ -119,14 +142,19 @@ def load_spec(path: str | Path, seeds: int | None = None) -> BenchSpec:
     """Read and validate a benchmark YAML file (``seeds`` overrides the file's)."""
     raw = load_yaml(path)
     src = str(path)
-    unknown = set(raw) - {"name", "seeds", "datasets", "methods", "model", "train"}
+    unknown = set(raw) - {"name", "description", "seeds", "datasets", "methods", "model", "train"}
     if unknown:
-        raise ConfigError(f"{src}: unknown top-level key(s) {', '.join(sorted(unknown))}; expected name, seeds, "
-                          f"datasets, methods, model, train")
+        raise ConfigError(f"{src}: unknown top-level key(s) {', '.join(sorted(unknown))}; expected name, "
+                          f"description, seeds, datasets, methods, model, train")
+    for key in ("name", "description"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ConfigError(f"{src}: '{key}' must be a string, got {raw[key]!r}")
     used_d: set[str] = set()
     datasets = []
     for d in _entries(raw.get("datasets"), "datasets", src):
         params = dict(d.get("params") or {})
+        if d.get("label") in used_d:
+            raise ConfigError(f"{src}: two datasets are labelled {d['label']!r}; labels must be unique")
         datasets.append(DatasetEntry(d["name"], d.get("label") or _label(d["name"], params, used_d), params))
         used_d.add(datasets[-1].label)
     used_m: set[str] = set()
@@ -136,22 +164,26 @@ def load_spec(path: str | Path, seeds: int | None = None) -> BenchSpec:
         search = m.get("search") or {}
         if not isinstance(search, dict) or any(not isinstance(v, list) or not v for v in search.values()):
             raise ConfigError(f"{src}: search of method {m['name']!r} must map names to non-empty lists")
+        if m.get("label") in used_m:
+            raise ConfigError(f"{src}: two methods are labelled {m['label']!r}; labels must be unique")
         methods.append(MethodEntry(m["name"], m.get("label") or _label(m["name"], params, used_m), params,
                                    dict(search)))
         used_m.add(methods[-1].label)
     n_seeds = seeds if seeds is not None else raw.get("seeds", 3)
-    if not isinstance(n_seeds, int) or n_seeds < 1:
+    if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
         raise ConfigError(f"{src}: seeds must be a positive integer, got {n_seeds!r}")
     for section in ("model", "train"):
         if raw.get(section) is not None and not isinstance(raw[section], dict):
             raise ConfigError(f"{src}: '{section}' must be a mapping")
     return BenchSpec(name=str(raw.get("name") or Path(path).stem), seeds=n_seeds, datasets=datasets,
-                     methods=methods, model=dict(raw.get("model") or {}), train=dict(raw.get("train") or {}))
+                     methods=methods, model=dict(raw.get("model") or {}), train=dict(raw.get("train") or {}),
+                     description=" ".join(str(raw.get("description") or "").split()))
 
 
 def plan(spec: BenchSpec) -> list[RunSpec]:
-    """Expand the grid into runs, each with a resolved (validated) config."""
-    runs = []
+    """Expand the grid into runs, each with a resolved (validated) config and its own run directory."""
+    runs: list[RunSpec] = []
+    dirs: dict[Path, RunSpec] = {}
     for d in spec.datasets:
         for m in spec.methods:
             for hp in m.grid():
@@ -163,5 +195,11 @@ def plan(spec: BenchSpec) -> list[RunSpec]:
                     except ConfigError as exc:
                         raise ConfigError(f"bench {spec.name!r}, dataset {d.label!r}, method {m.label!r}: {exc}") \
                             from None
-                    runs.append(RunSpec(d, m, hp, seed, cfg))
+                    run = RunSpec(d, m, hp, seed, cfg)
+                    other = dirs.setdefault(run.rel_dir, run)
+                    if other is not run:
+                        raise ConfigError(f"bench {spec.name!r}: {other.dataset.label!r}/{other.method.label!r} and "
+                                          f"{d.label!r}/{m.label!r} map to the same run directory {run.rel_dir}; "
+                                          f"give them distinct labels")
+                    runs.append(run)
     return runs

@@ -3,6 +3,10 @@
 Plots (matplotlib, the ``report`` extra): accuracy by interaction type per method, accuracy against each
 searched hyperparameter (validation and test; the synergistic accuracy where sources are known), and
 validation curves per epoch. Without matplotlib the report is written without pictures and says so.
+
+Only cells whose ledger fingerprint matches the grid in ``bench.yaml`` are shown; a table cell built from fewer
+seeds than the grid has says so (``0.912 ± 0.010 (n=2/3)``), and a line under each table names the failed and
+unfinished cells.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import Any
 
 from ..errors import InterplayError
 from ..io import atomic_write_text
-from .grid import load_spec, plan
-from .runner import collect
+from .grid import BenchSpec, RunSpec, load_spec, plan
+from .ledger import CellState
+from .runner import collect, grid_states
 from .tables import fmt_mean_std, format_table, mean_std
 
 INTERACTIONS = ("unique1", "unique2", "redundant", "synergistic")
@@ -39,14 +44,14 @@ def _plt():
         return None
 
 
-def _load(out: Path) -> tuple[Any, list, list[dict[str, Any]]]:
+def _load(out: Path) -> tuple[BenchSpec, list[RunSpec], list[dict[str, Any]]]:
     if not (out / "bench.yaml").exists():
         raise InterplayError(f"{out}: not a bench directory (no bench.yaml); run `interplay bench FILE --out {out}`")
     spec = load_spec(out / "bench.yaml")
     runs = plan(spec)
     rows = collect(out, runs)
     if not rows:
-        raise InterplayError(f"{out}: no finished runs yet")
+        raise InterplayError(f"{out}: no finished runs of the grid in {out / 'bench.yaml'} yet")
     return spec, runs, rows
 
 
@@ -57,23 +62,58 @@ def _by_dataset(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def _missing(runs: list[RunSpec], states: list[CellState], dataset: str) -> list[str]:
+    """One line naming the cells of ``dataset`` that are not in its table (failed, unfinished, stale)."""
+    failed, unfinished, stale = [], 0, 0
+    for r, s in zip(runs, states):
+        if r.dataset.label != dataset or s.status == "finished":
+            continue
+        if s.status == "failed":
+            name = f"{r.method.label}{'' if not r.hp else ' ' + r.hp_key} seed {r.seed}"
+            failed.append(f"{name} ({(s.error or 'no message')[:100]})")
+        elif s.status == "stale":
+            stale += 1
+        else:
+            unfinished += 1
+    parts = []
+    if failed:
+        parts.append(f"**failed**: {'; '.join(failed)}")
+    if unfinished:
+        parts.append(f"{unfinished} not finished")
+    if stale:
+        parts.append(f"{stale} run with other settings (not shown; `interplay bench ... --rerun-changed`)")
+    return [f"Cells not in the table: {'; '.join(parts)}."] if parts else []
+
+
 def summary_tables(out: str | Path) -> str:
     """The per-dataset tables of the report (selected runs, mean ± std over seeds) as Markdown text."""
-    _, _, rows = _load(Path(out))
+    spec, runs, rows = _load(Path(out))
+    states = grid_states(Path(out), runs)
     parts = []
-    for dataset, drows in _by_dataset(rows).items():
-        parts += [f"{dataset} ({drows[0]['dataset_name']} {drows[0]['dataset_params']})",
-                  *_table([r for r in drows if r["selected"]]), ""]
+    by = _by_dataset(rows)
+    for d in spec.datasets:
+        drows = by.get(d.label, [])
+        parts += [f"{d.label} ({d.name} {json.dumps(d.params, sort_keys=True)})",
+                  *_table([r for r in drows if r["selected"]], [m.label for m in spec.methods], spec.seeds),
+                  *_missing(runs, states, d.label), ""]
     return "\n".join(parts)
 
 
 def make_report(out: str | Path) -> Path:
     """Write ``out/report.md`` and ``out/plots/*.png`` from a bench directory; return the report's path."""
     out = Path(out)
+    try:
+        return _make_report(out)
+    except PermissionError as exc:
+        raise InterplayError(f"{exc.filename or out}: permission denied; cannot write the report there") from None
+
+
+def _make_report(out: Path) -> Path:
     spec, runs, rows = _load(out)
-    plt = _plt()
+    states = grid_states(out, runs)
     plots = out / "plots"
-    plots.mkdir(exist_ok=True)
+    plots.mkdir(exist_ok=True)  # before matplotlib: a read-only directory fails here, in one line
+    plt = _plt()
     summary = json.loads((out / "bench.json").read_text()) if (out / "bench.json").exists() else {}
     epochs = spec.train.get("epochs", "default")
     lines = [f"# Benchmark report: {spec.name}", "",
@@ -86,12 +126,16 @@ def make_report(out: str | Path) -> Path:
                      f"(speed-up {summary['speedup']}, parallel efficiency {summary['parallel_efficiency']}).")
     if plt is None:
         lines.append("\n_matplotlib is not installed (`pip install interplay[report]`): no plots._")
-    for di, (dataset, drows) in enumerate(_by_dataset(rows).items()):
+    by = _by_dataset(rows)
+    for di, entry in enumerate(spec.datasets):
+        dataset, drows = entry.label, by.get(entry.label, [])
         sel = [r for r in drows if r["selected"]]
-        params = json.loads(drows[0]["dataset_params"])
-        lines += ["", f"## {dataset}", "", f"`{drows[0]['dataset_name']}` {json.dumps(params)}", ""]
-        lines += _table(sel)
-        if plt is not None:
+        lines += ["", f"## {dataset}", "", f"`{entry.name}` {json.dumps(entry.params, sort_keys=True)}", ""]
+        lines += _table(sel, [m.label for m in spec.methods], spec.seeds)
+        missing = _missing(runs, states, dataset)
+        if missing:
+            lines += ["", *missing]
+        if plt is not None and sel:
             stem = f"d{di}"
             if any(f"test.accuracy_by_interaction.{k}" in r for r in sel for k in INTERACTIONS):
                 name = _plot_interactions(plt, sel, plots / f"{stem}_interactions.png", dataset)
@@ -113,7 +157,9 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
 
 
-def _table(sel: list[dict[str, Any]]) -> list[str]:
+def _table(sel: list[dict[str, Any]], methods: list[str], seeds: int) -> list[str]:
+    """Markdown table of the selected rows: one line per method of the grid, mean ± std over seeds; a cell
+    with fewer than ``seeds`` seeds says how many it has (``(n=2/3)``)."""
     regression = any("test.mae" in r for r in sel)
     main = ["test.mae", "test.acc2", "test.acc7", "test.corr"] if regression else ["test.accuracy", "test.macro_f1"]
     inter = [k for k in INTERACTIONS if any(_num(r.get(f"test.accuracy_by_interaction.{k}")) is not None
@@ -125,15 +171,17 @@ def _table(sel: list[dict[str, Any]]) -> list[str]:
     headers = ["method", "chosen (per seed)", "val " + main[0].split(".")[1], *[m.split(".")[1] for m in main],
                *inter, *[f"{g} (uni. groups)" for g in groups], "train s"]
     body = []
-    methods = list(dict.fromkeys(r["method"] for r in sel))
     for method in methods:
         mr = sorted((r for r in sel if r["method"] == method), key=lambda r: r["seed"])
         chosen = ", ".join(sorted({r["searched"] for r in mr})) if any(r["searched"] != "{}" for r in mr) else "-"
-        body.append([method, chosen, fmt_mean_std([_num(r.get("val." + main[0].split(".")[1])) for r in mr]),
-                     *[fmt_mean_std([_num(r.get(m)) for r in mr]) for m in main],
-                     *[fmt_mean_std([_num(r.get(f"test.accuracy_by_interaction.{k}")) for r in mr]) for k in inter],
-                     *[fmt_mean_std([_num(r.get(f"{GROUPS_PREFIX}{g}.accuracy")) for r in mr]) for g in groups],
-                     fmt_mean_std([_num(r.get("train_time_s")) for r in mr], 1)])
+        n = f" (n={len(mr)}/{seeds})" if len(mr) < seeds else ""
+
+        def cell(key: str, digits: int = 3, mr: list[dict[str, Any]] = mr, n: str = n) -> str:
+            return fmt_mean_std([_num(r.get(key)) for r in mr], digits) + n
+
+        body.append([method, chosen, cell("val." + main[0].split(".")[1]), *[cell(m) for m in main],
+                     *[cell(f"test.accuracy_by_interaction.{k}") for k in inter],
+                     *[cell(f"{GROUPS_PREFIX}{g}.accuracy") for g in groups], cell("train_time_s", 1)])
     return format_table(headers, body, markdown=True).splitlines()
 
 

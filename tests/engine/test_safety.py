@@ -158,6 +158,14 @@ def test_values_are_refused_when_the_config_is_resolved(sections, message, monke
         resolve_config(cfg)
 
 
+def test_trust_pickle_false_is_accepted_and_dropped():
+    """Run directories written before the flag existed hold ``trust_pickle: false`` in config.yaml."""
+    cfg = make_config(dataset="mosi", data={"trust_pickle": False})
+    assert "trust_pickle" not in resolve_config(cfg).data.params
+    with pytest.raises(ConfigError, match="data.trust_pickle: pickle trust cannot come from a config"):
+        resolve_config(make_config(dataset="mosi", data={"trust_pickle": "yes"}))
+
+
 def test_dataset_validators_travel_with_their_builder(monkeypatch):
     """A dataset registered in place of pid-xor has its own parameters: pid-xor's checks do not apply to it."""
     from interplay.data import DATASETS

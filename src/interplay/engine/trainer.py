@@ -41,7 +41,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .._version import __version__
-from ..config import RunConfig, resolve_params, signature_schema
+from ..config import RunConfig, coerce, resolve_params, signature_schema
 from ..data import COMMON_FIELDS, DATASETS, DataSplits, check_labels
 from ..device import resolve_device
 from ..errors import ConfigError, DataError
@@ -104,8 +104,9 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     """
     cfg = copy.deepcopy(cfg)
     builder = DATASETS.get(cfg.data.name)
-    if "trust_pickle" in cfg.data.params:
-        raise ConfigError(TRUST_PICKLE_REFUSED)
+    if "trust_pickle" in cfg.data.params:  # false (the default; in config.yaml of runs before the flag) is dropped
+        if coerce(cfg.data.params.pop("trust_pickle"), bool, "data.trust_pickle"):
+            raise ConfigError(TRUST_PICKLE_REFUSED)
     cfg.data.params = resolve_params(cfg.data.params, signature_schema(builder, skip=COMMON_FIELDS), "data",
                                      f"dataset {cfg.data.name!r}")
     d = cfg.data

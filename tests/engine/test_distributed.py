@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distribut
 def test_two_processes_match_one(tmp_path, method, params):
     """Same global batch (each rank takes half of every batch of 64), gradients averaged by DDP, per-batch
     statistics (OGM-GE's scores) summed across ranks: the metrics agree up to float reduction order."""
-    cfg = dict(epochs=3, n_train=400, n_test=400, data={"mix": "redundant=1,synergistic=1"}, method=params)
+    cfg = dict(epochs=3, n_train=400, n_test=400, data={"mix": "redundant=.5,synergistic=.5"}, method=params)
     single = train(make_config(method, **cfg), tmp_path / "one")
     double = train(make_config(method, **cfg, train={"devices": 2, "strategy": "ddp"}), tmp_path / "two")
     assert abs(single["test"]["accuracy"] - double["test"]["accuracy"]) <= 0.005

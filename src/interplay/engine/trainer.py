@@ -12,6 +12,7 @@ A run directory (``out_dir``) holds::
     metrics.json       written last: a run with metrics.json is complete
     predictions.csv    one row per test sample
     env.json           versions, git revision, seed, device
+    data_info.json     the dataset's modalities, shapes and classes (for reloading without the data)
 
 Interrupted runs resume from ``last.pt`` when the same command is run again. Checkpoints hold tensors and plain
 values only and are read with ``torch.load(weights_only=True)``: a ``last.pt`` / ``best.pt`` that asks for
@@ -59,6 +60,7 @@ from ..io import (
 from ..metrics import selection_metric, selection_score
 from ..models import MultimodalModel, build_model
 from ..objectives import Objective, Stage, TrainState, build_objective, method_params
+from .data_info import DATA_INFO_FILE, write_data_info
 from .distributed import all_reduce_sums, is_distributed, rank_and_world, spawn_fit, wrap
 from .evaluation import EvalOutput, evaluate, is_correct, prediction_rows, split_metrics
 from .seeding import epoch_generator, rng_state, seed_everything, set_rng_state
@@ -257,7 +259,8 @@ class Trainer:
         directories, deepest first) so that :meth:`_remove_created` can undo exactly this invocation's writes."""
         assert self.out is not None
         created = [d for d in (self.out, *self.out.parents) if not d.exists()]
-        created += [self.out / name for name in ("config.yaml", "env.json") if not (self.out / name).exists()]
+        created += [self.out / name for name in ("config.yaml", "env.json", DATA_INFO_FILE)
+                    if not (self.out / name).exists()]
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.yaml", self.cfg.to_yaml())
@@ -309,6 +312,7 @@ class Trainer:
         try:
             if self.writes:
                 atomic_write_json(self.out / "env.json", environment(cfg, self.device))
+                write_data_info(self.out, data.info)
             return self._run(stages)
         except BaseException:
             if self.writes:

@@ -90,8 +90,10 @@ def test_data_info_round_trip_and_no_data_needed(run_dir, tmp_path, monkeypatch)
     back = data_info_from_dict(d)
     assert back == info and isinstance(back.modalities["x1"], tuple) and isinstance(back.interactions, tuple)
 
+    assert _read(run_dir / "data_info.json") == d  # the trainer wrote it
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
+    (copy / "data_info.json").unlink()
     write_data_info(copy, info)
     assert _read(copy / "data_info.json")["modalities"] == {"x1": [32], "x2": [32]}
 

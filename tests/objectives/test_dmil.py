@@ -18,7 +18,7 @@ from interplay.objectives import METHODS, EvalOutput, TrainState
 
 from ..conftest import make_config
 
-MIX = "redundant=1,unique1=1,unique2=1,synergistic=1"
+MIX = "redundant=0.25,unique1=0.25,unique2=0.25,synergistic=0.25"
 TINY_MODEL = {"encoder_hidden": [16], "fusion_hidden": [16]}
 
 
@@ -37,7 +37,7 @@ def data2():
 
 @pytest.fixture(scope="module")
 def data3():
-    return pid_xor(seed=0, n_train=96, n_test=48, val_fraction=0.25, mix="unique3=1,synergistic=1", modalities=3)
+    return pid_xor(seed=0, n_train=96, n_test=48, val_fraction=0.25, mix="unique3=0.5,synergistic=0.5", modalities=3)
 
 
 def test_shapes_gate_and_losses_in_every_stage(data2):
@@ -235,7 +235,7 @@ def test_three_modalities_use_the_labelled_intra_modality_only_variant(data3, tm
     with pytest.raises(ConfigError, match="two modalities"):
         METHODS.get("dmil")(variant="full").setup(model, data3)
     cfg = make_config("dmil", epochs=3, n_train=120, n_test=60, model=TINY_MODEL, method={"dim": 8},
-                      data={"modalities": 3, "mix": "unique1=1,unique3=1,synergistic=1"})
+                      data={"modalities": 3, "mix": {"unique1": 1 / 3, "unique3": 1 / 3, "synergistic": 1 / 3}})
     metrics = train(cfg, tmp_path / "run3")
     assert metrics["dmil"]["variant"] == "intra_modality_only"
     assert metrics["test"]["dmil_variant"] == "intra_modality_only"

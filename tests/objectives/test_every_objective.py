@@ -15,8 +15,8 @@ from interplay.models import build_model
 from interplay.objectives import METHODS, Objective, TrainState, build_objective
 
 SYNTHETIC = {
-    "pid-xor": {"mix": "unique1=1,unique2=1,redundant=1,synergistic=1"},
-    "pid-xor-3": {"modalities": 3, "mix": "unique3=1,synergistic=1"},
+    "pid-xor": {"mix": "unique1=0.25,unique2=0.25,redundant=0.25,synergistic=0.25"},
+    "pid-xor-3": {"modalities": 3, "mix": "unique3=0.5,synergistic=0.5"},
     "gaussian-split": {"preset": "sim3", "num_classes": 3},
     "gaussian-split-regression": {"preset": "sim1", "task": "regression"},
 }

@@ -27,7 +27,7 @@ def setup_omib(modalities=2, task="classification", **kw):
                                               task="regression")
     else:
         data = DATASETS.get("pid-xor")(seed=0, n_train=120, n_test=40, val_fraction=0.25, root=None,
-                                       modalities=modalities, mix="redundant=1,synergistic=1")
+                                       modalities=modalities, mix="redundant=0.5,synergistic=0.5")
     torch.manual_seed(0)
     model = build_model(ModelConfig(encoder_hidden=[16], fusion_hidden=[16]), data.info)
     obj = METHODS.get("omib")(**{**OMIB_SMALL, **kw})

@@ -21,12 +21,12 @@ from ..conftest import make_config
 
 @pytest.fixture(scope="module")
 def data():
-    return pid_xor(seed=0, n_train=80, n_test=16, mix="redundant=1,synergistic=1,unique1=1")
+    return pid_xor(seed=0, n_train=80, n_test=16, mix={"redundant": 1 / 3, "synergistic": 1 / 3, "unique1": 1 / 3})
 
 
 @pytest.fixture(scope="module")
 def data3():
-    return pid_xor(seed=0, n_train=48, n_test=16, modalities=3, mix="redundant=1,synergistic=1")
+    return pid_xor(seed=0, n_train=48, n_test=16, modalities=3, mix="redundant=0.5,synergistic=0.5")
 
 
 def make(data, hidden=(), seed=0, **kw):

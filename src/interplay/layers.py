@@ -1,13 +1,15 @@
 """Small building blocks shared by every floor of the package (models, objectives, PID estimators).
 
 * :func:`mlp` — the one MLP builder;
-* :func:`gaussian_kl` — the one closed-form KL divergence between diagonal Gaussians.
+* :func:`gaussian_kl` — the one closed-form KL divergence between diagonal Gaussians;
+* :func:`gaussian_sample` — the one reparameterised sample of a diagonal Gaussian.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 
@@ -40,3 +42,10 @@ def gaussian_kl(mu: Tensor, logvar: Tensor, mu_p: Tensor | None = None, logvar_p
     if mu_p is None or logvar_p is None:
         raise ValueError("gaussian_kl: give both mu_p and logvar_p, or neither (standard normal prior)")
     return 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p).square()) / logvar_p.exp() - 1)
+
+
+def gaussian_sample(mu: Tensor, logvar: Tensor) -> Tensor:
+    r"""A reparameterised sample of :math:`N(\mu, e^{\text{logvar}})` (diagonal), same shape as ``mu``:
+    :math:`\mu + \epsilon\, e^{\text{logvar} / 2}` with :math:`\epsilon \sim N(0, I)` (differentiable in ``mu`` and
+    ``logvar``)."""
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -82,7 +83,7 @@ class ConcatFusion(nn.Module):
         """
         if not isinstance(self.net, nn.Sequential):
             return self(stack_variants(feats, variants))
-        first = self.net[0]
+        first = typing.cast(nn.Linear, self.net[0])
         blocks = dict(zip(self.modalities, first.weight.split(list(self.feature_dims.values()), dim=1)))
         bias = {m: first.bias if i == 0 else None for i, m in enumerate(self.modalities)}  # added once per row
         proj = {m: F.linear(feats[m], blocks[m], bias[m]) for m in self.modalities}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Collection, Mapping, Sequence
 
 from torch import Tensor, nn
@@ -75,4 +76,4 @@ class MultimodalModel(nn.Module):
         return list(self.encoders[modality].parameters())
 
     def feature_dims(self) -> dict[str, int]:
-        return {m: int(self.encoders[m].out_dim) for m in self.modalities}
+        return {m: int(typing.cast(int, self.encoders[m].out_dim)) for m in self.modalities}

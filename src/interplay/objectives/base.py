@@ -15,9 +15,9 @@ in Interplay's training loop or in anyone's::
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -165,8 +165,8 @@ class Objective(nn.Module):
         return Prediction(model.logits(feats), uni if self.trains_unimodal_heads else None)
 
     #: whether the method trains the model's unimodal heads (their predictions are then meaningful; the model
-    #: must have them)
-    trains_unimodal_heads: ClassVar[bool] = False
+    #: must have them): a class default that a method whose hyperparameters decide it sets per instance
+    trains_unimodal_heads: bool = False
 
     def test_metrics(self, out: EvalOutput) -> dict[str, Any]:
         """Method-specific test metrics from the test predictions (merged into ``metrics["test"]``)."""
@@ -177,9 +177,14 @@ class Objective(nn.Module):
         return {}
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def regression(self) -> bool:
+        """Whether the data given to :meth:`setup` is a regression task (outputs ``(B, 1)``); False before."""
+        return self.info is not None and self.info.task == "regression"
+
     def task_loss(self, logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
         """Cross-entropy for classification; L1 for regression (``logits`` ``(B, 1)``; MOSI's usual loss)."""
-        if self.info is not None and self.info.task == "regression":
+        if self.regression:
             return F.l1_loss(logits[..., 0], target.float(), reduction=reduction)
         return F.cross_entropy(logits, target, reduction=reduction)
 
@@ -195,7 +200,28 @@ class Objective(nn.Module):
         return out
 
 
-def mean_of_probabilities(logits: dict[str, Tensor]) -> Tensor:
+def mean_of_probabilities(logits: Mapping[str, Tensor]) -> Tensor:
     """``log(mean_m softmax(logits_m))``: ``(B, C)`` log-probabilities of a unimodal ensemble."""
     stacked = torch.stack([F.log_softmax(v, dim=-1) for v in logits.values()])
     return torch.logsumexp(stacked, 0) - torch.log(torch.tensor(float(len(logits))))
+
+
+def ensemble_prediction(logits: Mapping[str, Tensor], regression: bool = False,
+                        combine: Literal["prob", "logit"] = "prob") -> Tensor:
+    """The prediction ``(B, C)`` of an ensemble of per-modality predictions ``{m: (B, C)}``: for classification
+    with ``combine="prob"`` the log of the mean probability, :func:`mean_of_probabilities`; for regression or
+    ``combine="logit"`` the mean output ``mean_m logits_m``."""
+    if regression or combine == "logit":
+        return torch.stack(list(logits.values())).mean(0)
+    return mean_of_probabilities(logits)
+
+
+def categorical_kl(logp: Tensor, logq: Tensor) -> Tensor:
+    """``KL(p || q) = sum_c p_c (log p_c - log q_c)`` over the last axis, from log-probabilities ``(..., C)``
+    (``logq`` broadcasts, e.g. a ``(C,)`` prior): ``(...)`` nats."""
+    return (logp.exp() * (logp - logq)).sum(-1)
+
+
+def entropy(logp: Tensor) -> Tensor:
+    """``H(p) = -sum_c p_c log p_c`` over the last axis, from log-probabilities ``(..., C)``: ``(...)`` nats."""
+    return -(logp.exp() * logp).sum(-1)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from ..data import Batch
 from ..models import MultimodalModel
-from .base import METHODS, Objective, ObjectiveOutput, TrainState
+from .base import METHODS, Objective, ObjectiveOutput, TrainState, entropy
 
 
 @METHODS.register("conf_penalty")
@@ -26,7 +26,6 @@ class ConfPenalty(Objective):
     def forward(self, model: MultimodalModel, batch: Batch, state: TrainState) -> ObjectiveOutput:
         logits = model.logits(model.encode(batch.inputs))
         task = self.task_loss(logits, batch.target)
-        logp = F.log_softmax(logits, dim=-1)
-        entropy = -(logp.exp() * logp).sum(-1).mean()
-        loss = task - self.beta * entropy
-        return ObjectiveOutput(loss, logits, {"task": task.detach(), "entropy": entropy.detach()})
+        h = entropy(F.log_softmax(logits, dim=-1)).mean()
+        loss = task - self.beta * h
+        return ObjectiveOutput(loss, logits, {"task": task.detach(), "entropy": h.detach()})

@@ -10,6 +10,8 @@ See ``docs/methods/dmil.md``.
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Iterable
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -18,7 +20,7 @@ from torch import Tensor, nn
 
 from ..data import Batch, DataSplits
 from ..errors import ConfigError
-from ..layers import mlp
+from ..layers import gaussian_kl, gaussian_sample, mlp
 from ..models import MultimodalModel
 from .base import (
     METHODS,
@@ -28,7 +30,7 @@ from .base import (
     Prediction,
     Stage,
     TrainState,
-    mean_of_probabilities,
+    ensemble_prediction,
 )
 
 #: component of the full variant -> the pid-xor source it should pick up (``U1``/``U2``: sorted modalities)
@@ -75,8 +77,13 @@ class VariationalBottleneck(nn.Module):
     def forward(self, x: Tensor, sample: bool) -> Latent:
         mu, logvar = self.net(x).chunk(2, dim=-1)
         logvar = logvar.clamp(-LOGVAR_BOUND, LOGVAR_BOUND)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        z = gaussian_sample(mu, logvar) if sample else mu
         return Latent(z, mu, logvar)
+
+
+def _total(terms: Iterable[Tensor]) -> Tensor:
+    """``sum(terms)`` (Python's, from 0), typed as the tensor it is for a non-empty ``terms``."""
+    return typing.cast(Tensor, sum(terms))
 
 
 class Intra(NamedTuple):
@@ -96,10 +103,6 @@ class Fused(NamedTuple):
     gate: Tensor
     prediction: Tensor
     latents: dict[str, Latent]
-
-
-def _two_layer(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(mlp([in_dim, hidden]), nn.Linear(hidden, out_dim))
 
 
 @METHODS.register("dmil")
@@ -155,6 +158,7 @@ class DMIL(Objective):
     """
 
     description = "DMIL: variational R/U/S decomposition, per-sample gate over component predictions, 3 stages"
+    stage_index: Tensor  # () buffer: the stage the weights belong to
 
     def __init__(self, dim: int = 32, variant: Literal["auto", "full", "id_only"] = "auto",
                  combine: Literal["logit", "prob"] = "logit", synergy: Literal["mlp", "linear"] = "mlp",
@@ -214,19 +218,20 @@ class DMIL(Objective):
         self.proj = nn.ModuleDict({m: _scale_preserving(nn.Linear(dims[m], d)) for m in self.modalities})
         self.id_m = nn.ModuleDict({m: VariationalBottleneck(d, d) for m in self.modalities})
         self.id_n = nn.ModuleDict({m: VariationalBottleneck(d, d) for m in self.modalities})
-        self.id_dec = nn.ModuleDict({m: _two_layer(2 * d, d, d) for m in self.modalities})
+        self.id_dec = nn.ModuleDict({m: mlp([2 * d, d, d], last_activation=False) for m in self.modalities})
         self.id_head = nn.ModuleDict({m: nn.Linear(d, c) for m in self.modalities})
         if self.full:
             self.components = list(FULL_COMPONENTS)
             self.cd_r = VariationalBottleneck(2 * d, d)
             self.cd_u = nn.ModuleDict({m: VariationalBottleneck(d, d) for m in self.modalities})
-            self.cd_dec = nn.ModuleDict({m: _two_layer(2 * d, d, d) for m in self.modalities})
+            self.cd_dec = nn.ModuleDict({m: mlp([2 * d, d, d], last_activation=False) for m in self.modalities})
             self.cd_align = nn.ModuleDict({m: nn.Linear(d, 2 * d) for m in self.modalities})
-            self.syn = nn.Linear(3 * d, d) if self.synergy == "linear" else _two_layer(3 * d, 4 * d, d)
+            self.syn = nn.Linear(3 * d, d) if self.synergy == "linear" else \
+                mlp([3 * d, 4 * d, d], last_activation=False)
             self.heads = nn.ModuleDict({comp: nn.Linear(d, c) for comp in self.components})
         else:
             self.components = list(self.modalities)
-        self.gate = _two_layer(len(self.components) * d, d, len(self.components))
+        self.gate = mlp([len(self.components) * d, d, len(self.components)], last_activation=False)
 
     @property
     def variant_label(self) -> str:
@@ -273,12 +278,9 @@ class DMIL(Objective):
 
     # ------------------------------------------------------------------ building blocks
     def _kl(self, mu: Tensor, logvar: Tensor, mu_p: Tensor | None = None, logvar_p: Tensor | None = None) -> Tensor:
-        """``KL(N(mu, e^logvar) || N(mu_p, e^logvar_p))`` (default prior ``N(0, I)``), reduced over dimensions
-        by ``kl_reduction`` and averaged over the batch."""
-        if mu_p is None or logvar_p is None:
-            kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)
-        else:
-            kl = 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p).pow(2)) / logvar_p.exp() - 1)
+        """``KL(N(mu, e^logvar) || N(mu_p, e^logvar_p))`` (default prior ``N(0, I)``; all ``(B, d)``), reduced over
+        dimensions by ``kl_reduction`` and averaged over the batch: a scalar."""
+        kl = gaussian_kl(mu, logvar, mu_p, logvar_p)
         kl = kl.sum(-1) if self.kl_reduction == "sum" else kl.mean(-1)
         return kl.mean()
 
@@ -292,8 +294,7 @@ class DMIL(Objective):
     def _mix(self, gate_logits: Tensor, comp_logits: Tensor) -> tuple[Tensor, Tensor]:
         """Gate ``(B, K)`` and prediction ``(B, C)`` from gate logits and component logits ``(B, K, C)``."""
         gate = gate_logits.softmax(-1)
-        regression = self.info is not None and self.info.task == "regression"
-        if self.combine == "logit" or regression:
+        if self.combine == "logit" or self.regression:
             return gate, (gate.unsqueeze(-1) * comp_logits).sum(1)
         log_p = gate_logits.log_softmax(-1).unsqueeze(-1) + comp_logits.log_softmax(-1)
         return gate, torch.logsumexp(log_p, dim=1)
@@ -316,17 +317,15 @@ class DMIL(Objective):
 
     def _id_prediction(self, logits: dict[str, Tensor]) -> Tensor:
         """Stage-1 prediction: mean of the ID heads' probabilities (mean of outputs for regression)."""
-        if self.info is not None and self.info.task == "regression":
-            return torch.stack(list(logits.values())).mean(0)
-        return mean_of_probabilities(logits)
+        return ensemble_prediction(logits, self.regression)
 
     # ------------------------------------------------------------------ losses
     def _loss_id(self, intra: Intra, target: Tensor, parts: dict[str, Tensor]) -> Tensor:
-        ce = sum(self.task_loss(intra.logits[m], target) for m in self.modalities)
-        kl = sum(self._kl(intra.m[m].mu, intra.m[m].logvar) + self._kl(intra.n[m].mu, intra.n[m].logvar)
-                 for m in self.modalities)
-        rec = sum(F.mse_loss(self.id_dec[m](torch.cat([intra.m[m].z, intra.n[m].z], -1)), intra.z[m].detach())
-                  for m in self.modalities)
+        ce = _total(self.task_loss(intra.logits[m], target) for m in self.modalities)
+        kl = _total(self._kl(intra.m[m].mu, intra.m[m].logvar) + self._kl(intra.n[m].mu, intra.n[m].logvar)
+                    for m in self.modalities)
+        rec = _total(F.mse_loss(self.id_dec[m](torch.cat([intra.m[m].z, intra.n[m].z], -1)), intra.z[m].detach())
+                     for m in self.modalities)
         parts.update(ce_id=ce, kl_id=kl, rec_id=rec)
         return ce + self.w_kl_id * kl + self.w_rec_id * rec
 
@@ -334,12 +333,12 @@ class DMIL(Objective):
         if not self.full:  # the components are the ID heads, trained by L1
             return torch.zeros((), device=target.device)
         ce_comp = [self.task_loss(fused.logits[:, i], target) for i in range(len(self.components))]
-        if self.synergy_focus and self.info is not None and self.info.task == "classification":
+        if self.synergy_focus and not self.regression:
             ce_comp[-1] = (self._focus_weights(fused.logits, target)
                            * F.cross_entropy(fused.logits[:, -1], target, reduction="none")).mean()
         for name, v in zip(self.components, ce_comp):
             parts[f"ce_{name}"] = v
-        parts["ce_comp"] = comp = sum(ce_comp)
+        parts["ce_comp"] = comp = _total(ce_comp)
         lat = fused.latents
         r = lat["R"]
         kl = self._kl(r.mu, r.logvar) + self._kl(lat["U1"].mu, lat["U1"].logvar) + \
@@ -398,9 +397,8 @@ class DMIL(Objective):
         logits = self._id_prediction(intra.logits) if int(self.stage_index) <= 1 else fused.prediction
         extras = {f"gate_{c}": fused.gate[:, i] for i, c in enumerate(self.components)}
         if self.full:
-            regression = self.info is not None and self.info.task == "regression"
             for i, c in enumerate(self.components):
-                extras[f"pred_{c}"] = fused.logits[:, i, 0] if regression else fused.logits[:, i].argmax(-1)
+                extras[f"pred_{c}"] = fused.logits[:, i, 0] if self.regression else fused.logits[:, i].argmax(-1)
         return Prediction(logits, dict(intra.logits), extras)
 
     def _sources(self) -> dict[str, str]:

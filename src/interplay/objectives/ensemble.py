@@ -8,7 +8,7 @@ import torch
 
 from ..data import Batch
 from ..models import MultimodalModel
-from .base import METHODS, Objective, ObjectiveOutput, Prediction, TrainState, mean_of_probabilities
+from .base import METHODS, Objective, ObjectiveOutput, Prediction, TrainState, ensemble_prediction
 
 
 @METHODS.register("ensemble")
@@ -27,9 +27,7 @@ class Ensemble(Objective):
         self.combine = combine
 
     def _combine(self, uni: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.combine == "logit" or (self.info is not None and self.info.task == "regression"):
-            return torch.stack(list(uni.values())).mean(0)
-        return mean_of_probabilities(uni)
+        return ensemble_prediction(uni, self.regression, self.combine)
 
     def forward(self, model: MultimodalModel, batch: Batch, state: TrainState) -> ObjectiveOutput:
         uni = model.unimodal_logits(model.encode(batch.inputs))

@@ -7,6 +7,7 @@ every choice made where the paper is silent).
 from __future__ import annotations
 
 import math
+import typing
 import warnings
 from typing import Any, Literal
 
@@ -18,8 +19,18 @@ from torch import Tensor, nn
 from ..data import Batch, DataSplits
 from ..errors import ConfigError
 from ..estimators import EstimatorSettings, InformationReport, information_report
+from ..layers import gaussian_kl, gaussian_sample, mlp
 from ..models import MultimodalModel
-from .base import METHODS, Objective, ObjectiveOutput, Prediction, Stage, TrainState, mean_of_probabilities
+from .base import (
+    METHODS,
+    Objective,
+    ObjectiveOutput,
+    Prediction,
+    Stage,
+    TrainState,
+    categorical_kl,
+    ensemble_prediction,
+)
 
 
 def beta_bounds(report: InformationReport) -> tuple[float, float]:
@@ -36,11 +47,6 @@ def r_closed_form(k_ref: Tensor, k: Tensor, eps: float = 1e-8) -> Tensor:
     return 2 * a * a / (a * a + b * b)
 
 
-def gaussian_kl_to_standard(mu: Tensor, logvar: Tensor) -> Tensor:
-    """``KL(N(mu, diag(exp(logvar))) || N(0, I))`` summed over the latent dims: ``(B,)`` nats."""
-    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(-1)
-
-
 class _Block(nn.Module):
     """Pre-norm transformer block over a short token sequence (CLS + one token per modality)."""
 
@@ -49,7 +55,7 @@ class _Block(nn.Module):
         self.norm1 = nn.LayerNorm(width)
         self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
         self.norm2 = nn.LayerNorm(width)
-        self.ffn = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+        self.ffn = mlp([width, 2 * width, width], last_activation=False, activation=nn.GELU)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.norm1(x)
@@ -79,21 +85,17 @@ class AttentionFusion(nn.Module):
         return self.norm(x[:, 0])
 
 
-class ConcatFusion(nn.Module):
-    """``xi = MLP([zeta_1, ..., zeta_M])`` (the paper's weaker ablation), ``(B, width)``."""
+class LatentConcatFusion(nn.Module):
+    """``xi = MLP([zeta_1, ..., zeta_M])`` (the paper's weaker ablation; ``Linear -> ReLU -> Linear``), ``(B, width)``
+    from the bottleneck latents ``zeta_m`` ``(B, latent_dim)``, concatenated in :attr:`modalities` order."""
 
     def __init__(self, modalities: list[str], latent_dim: int, width: int) -> None:
         super().__init__()
         self.modalities = list(modalities)
-        self.net = nn.Sequential(nn.Linear(len(self.modalities) * latent_dim, width), nn.ReLU(),
-                                 nn.Linear(width, width))
+        self.net = mlp([len(self.modalities) * latent_dim, width, width], last_activation=False)
 
     def forward(self, zetas: dict[str, Tensor]) -> Tensor:
         return self.net(torch.cat([zetas[m] for m in self.modalities], -1))
-
-
-def _head(d_in: int, hidden: int, out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
 @METHODS.register("omib")
@@ -104,7 +106,7 @@ class OMIB(Objective):
     Modules (created in :meth:`setup`; the model's encoders are used, its fusion and heads are not):
     ``VAE_m: z_m -> (mu_m, logvar_m)`` (linear, ``latent_dim`` wide), ``zeta_m = mu_m + sigma_m * eps``
     when training and ``mu_m`` at evaluation; ``xi = CAN(zeta)`` (:class:`AttentionFusion` or
-    :class:`ConcatFusion`, ``fusion_dim`` wide); fused head ``dDec(xi)``; task-relevance heads
+    :class:`LatentConcatFusion`, ``fusion_dim`` wide); fused head ``dDec(xi)``; task-relevance heads
     ``Dec_m([z_m, c])``.
 
     Stages: ``warmup`` (``c ~ N(0, I)``; trains the encoders and ``Dec_m`` on ``sum_m L_task(Dec_m)``),
@@ -145,6 +147,11 @@ class OMIB(Objective):
     """
 
     description = "optimal multimodal information bottleneck: per-modality VIBs, attention fusion, dynamic KL weights"
+    # buffers (created in setup, saved with the objective)
+    k_ema: Tensor  # (M,) EMA of K_m, order of `order`
+    k_seen: Tensor  # () bool: the EMA holds a value
+    r: Tensor  # (M - 1,) KL weights r_j of order[1:]
+    main_stage: Tensor  # () bool: the main stage has started
     tasks = ("classification", "regression")
 
     def __init__(self, beta: float | None = None, latent_dim: int = 64,
@@ -205,14 +212,15 @@ class OMIB(Objective):
         self.vae = nn.ModuleDict({m: nn.Linear(dims[m], 2 * self.latent_dim) for m in mods})
         with torch.no_grad():
             for layer in self.vae.values():
-                layer.bias[self.latent_dim:].fill_(self.init_logvar)
+                typing.cast(nn.Linear, layer).bias[self.latent_dim:].fill_(self.init_logvar)
         if self.fusion_kind == "attention":
             self.can: nn.Module = AttentionFusion(mods, self.latent_dim, self.fusion_dim, self.heads,
                                                   self.attention_layers)
         else:
-            self.can = ConcatFusion(mods, self.latent_dim, self.fusion_dim)
-        self.fused_head = _head(self.fusion_dim, self.head_hidden, out)
-        self.trb = nn.ModuleDict({m: _head(dims[m] + self.fusion_dim, self.head_hidden, out) for m in mods})
+            self.can = LatentConcatFusion(mods, self.latent_dim, self.fusion_dim)
+        self.fused_head = mlp([self.fusion_dim, self.head_hidden, out], last_activation=False)
+        self.trb = nn.ModuleDict({m: mlp([dims[m] + self.fusion_dim, self.head_hidden, out], last_activation=False)
+                                  for m in mods})
         # persistent state (saved in checkpoints, so resuming continues the same EMA)
         self.register_buffer("k_ema", torch.zeros(len(mods)))
         self.register_buffer("k_seen", torch.zeros((), dtype=torch.bool))
@@ -273,8 +281,8 @@ class OMIB(Objective):
     def task_loss(self, logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
         """Cross-entropy; for regression the negative log-likelihood (up to a constant) of a Laplace (L1)
         or Gaussian predictive with scale ``regression_scale``."""
-        if self.info is None or self.info.task != "regression":
-            return F.cross_entropy(logits, target, reduction=reduction)
+        if not self.regression:
+            return super().task_loss(logits, target, reduction)
         diff = (logits[..., 0] - target.float()) / self.regression_scale
         loss = diff.abs() if self.regression_likelihood == "laplace" else 0.5 * diff.square()
         return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
@@ -283,19 +291,13 @@ class OMIB(Objective):
         """``(B,)`` ``KL(p || q)`` between predictive distributions: categorical (softmax of the logits), or
         for regression Laplace / Gaussian with means ``p_logits[:, 0]``, ``q_logits[:, 0]`` and the fixed scale
         (Gaussian: ``d^2 / (2 s^2)``; Laplace: ``|d|/s + exp(-|d|/s) - 1``)."""
-        if self.info is not None and self.info.task == "regression":
+        if self.regression:
             d = (p_logits[..., 0] - q_logits[..., 0]) / self.regression_scale
             if self.regression_likelihood == "gaussian":
                 return 0.5 * d.square()
             a = d.abs()
             return a + torch.exp(-a) - 1.0
-        logp, logq = F.log_softmax(p_logits, -1), F.log_softmax(q_logits, -1)
-        return (logp.exp() * (logp - logq)).sum(-1)
-
-    def _ensemble(self, logits: dict[str, Tensor]) -> Tensor:
-        if self.info is not None and self.info.task == "regression":
-            return torch.stack(list(logits.values())).mean(0)
-        return mean_of_probabilities(logits)
+        return categorical_kl(F.log_softmax(p_logits, -1), F.log_softmax(q_logits, -1))
 
     def _zeta(self, feats: dict[str, Tensor], sample: bool) -> tuple[dict[str, Tensor], dict[str, Tensor],
                                                                         dict[str, Tensor]]:
@@ -303,7 +305,7 @@ class OMIB(Objective):
         for m in self.order:
             mu[m], lv = self.vae[m](feats[m]).chunk(2, -1)
             logvar[m] = lv.clamp(-12.0, 8.0)
-            zeta[m] = mu[m] + torch.exp(0.5 * logvar[m]) * torch.randn_like(mu[m]) if sample else mu[m]
+            zeta[m] = gaussian_sample(mu[m], logvar[m]) if sample else mu[m]
         return mu, logvar, zeta
 
     @torch.no_grad()
@@ -332,14 +334,15 @@ class OMIB(Objective):
             trb = {m: self.trb[m](torch.cat([feats[m], noise], -1)) for m in self.order}
             parts = {f"trb_{m}": self.task_loss(v, y) for m, v in trb.items()}
             loss = torch.stack(list(parts.values())).sum()
-            return ObjectiveOutput(loss, self._ensemble(trb).detach(), {k: v.detach() for k, v in parts.items()})
+            return ObjectiveOutput(loss, ensemble_prediction(trb, self.regression).detach(),
+                                   {k: v.detach() for k, v in parts.items()})
 
         self.main_stage.fill_(True)
         mu, logvar, zeta = self._zeta(feats, sample=self.training)
         xi = self.can(zeta)
         logits = self.fused_head(xi)
         task = self.task_loss(logits, y)
-        kl = {m: gaussian_kl_to_standard(mu[m], logvar[m]).mean() for m in self.order}
+        kl = {m: gaussian_kl(mu[m], logvar[m]).sum(-1).mean() for m in self.order}  # summed over latent dims
         c = xi.detach()
         trb = {m: self.trb[m](torch.cat([feats[m], c], -1)) for m in self.order}
         trb_loss = {m: self.task_loss(v, y) for m, v in trb.items()}
@@ -365,7 +368,8 @@ class OMIB(Objective):
         if not bool(self.main_stage):
             n = next(iter(feats.values())).shape[0]
             c = feats[self.order[0]].new_zeros(n, self.fusion_dim)
-            return Prediction(self._ensemble({m: self.trb[m](torch.cat([feats[m], c], -1)) for m in self.order}))
+            trb = {m: self.trb[m](torch.cat([feats[m], c], -1)) for m in self.order}
+            return Prediction(ensemble_prediction(trb, self.regression))
         _, _, zeta = self._zeta(feats, sample=False)
         return Prediction(self.fused_head(self.can(zeta)))
 

@@ -373,3 +373,159 @@ def test_synib_learns_the_synergy_joint_training_misses():
 
     joint, synib = syn_acc("joint"), syn_acc("synib")
     assert synib >= 0.8 and synib >= joint + 0.2, (joint, synib)
+
+
+# ------------------------------------------------------------------ the strategies one by one
+def fake_step(data, n=16, **kw):
+    model, obj = make(data, **kw)
+    batch = batch_of(data, n)
+    feats = model.encode(batch.inputs)
+    return model, obj, synib_module.MaskStep(model, feats, {}, batch.target)
+
+
+def test_strategies_are_built_from_the_hyperparameters(data):
+    obj = SynIB(mask="random", p=0.3, fill="gaussian", divergence="uniform_kl", hinge=True)
+    assert isinstance(obj.masker, synib_module.RandomMask) and obj.masker.p == 0.3
+    assert isinstance(obj.filler, synib_module.GaussianFill) and obj.filler.ema == 0.99
+    assert isinstance(obj.divergence_fn, synib_module.Hinge)
+    assert isinstance(obj.divergence_fn.base, synib_module.UniformKL)
+    assert obj.uses_reference and obj.needs_heads
+    learned = SynIB(mask="learned", steps=3, mask_lr=0.2, tau=0.5, sparsity=2.0)
+    assert isinstance(learned.masker, synib_module.LearnedMask) and learned.needs_heads
+    assert (learned.masker.steps, learned.masker.lr, learned.masker.tau, learned.masker.sparsity) == (3, 0.2, 0.5, 2.0)
+    assert isinstance(SynIB(mask="oracle").masker, synib_module.OracleMask)
+    assert isinstance(SynIB(divergence="unimodal_anchor").divergence_fn, synib_module.UnimodalAnchor)
+    # strategies with state are the objective's modules: their state is saved with it
+    model, obj = make(data, fill="gaussian", divergence="gaussian")
+    keys = set(obj.state_dict())
+    assert {"log_prior", "filler.stats.0.mean", "filler.stats.1.var", "divergence_fn.logvar.weight"} <= keys
+    assert obj.stats is obj.filler.stats and obj.logvar is obj.divergence_fn.logvar
+    assert SynIB().stats is None and SynIB().logvar is None
+
+
+def test_whole_mask_withholds_every_feature_of_the_modality(data):
+    model, obj, step = fake_step(data)
+    whole = synib_module.WholeMask()
+    z = step.feats["x1"]
+    zeros = whole.withhold(0, "x1", step, synib_module.ZeroFill())
+    assert torch.equal(zeros.replacement, torch.zeros_like(z)) and zeros.gates is None
+    shuffled = whole.withhold(0, "x1", step, synib_module.ShuffleFill()).replacement
+    assert isinstance(shuffled, synib_module.Shuffled)  # every row takes another row's features
+    assert sorted(shuffled.index.tolist()) == list(range(16)) and (shuffled.index != torch.arange(16)).all()
+
+
+def test_random_mask_withholds_the_features_a_bernoulli_draw_picks(data):
+    model, obj, step = fake_step(data)
+    z = step.feats["x2"]
+    torch.manual_seed(3)
+    picked = torch.rand_like(z) < 0.4
+    torch.manual_seed(3)
+    out = synib_module.RandomMask(0.4).withhold(1, "x2", step, synib_module.ZeroFill()).replacement
+    assert torch.equal(out, torch.where(picked, torch.zeros_like(z), z))  # exactly the picked features, zeroed
+    every = synib_module.RandomMask(1.0).withhold(1, "x2", step, synib_module.ZeroFill()).replacement
+    assert torch.equal(every, torch.zeros_like(z))  # p = 1: whole masking
+
+
+def test_learned_mask_gates_mix_features_and_fill_against_the_unimodal_head(data):
+    model, obj, step = fake_step(data, mask="learned")
+    z, head = step.feats["x1"], model.unimodal_heads["x1"]
+    before = [p.detach().clone() for p in model.parameters()]
+    mask = synib_module.LearnedMask(steps=20, lr=0.1, tau=1.0, sparsity=0.0)
+    fill = torch.randn_like(z)
+
+    class Fixed(synib_module.FillStrategy):
+        def values(self, i, x):
+            return fill
+
+    out = mask.withhold(0, "x1", step, Fixed())
+    g = out.gates
+    assert g.shape == z.shape and ((g > 0) & (g < 1)).all()
+    assert torch.allclose(out.replacement, g * z + (1 - g) * fill, atol=1e-6)
+    start = torch.sigmoid(torch.ones_like(z))  # the gates before the inner steps
+    with torch.no_grad():  # the inner steps raised the unimodal head's loss: they withheld what it needs
+        ce = F.cross_entropy(head(out.replacement), step.target)
+        assert ce > F.cross_entropy(head(start * z + (1 - start) * fill), step.target)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_oracle_mask_withholds_exactly_the_synergy_block(data):
+    model, obj = make(data, mask="oracle", fill="zero")
+    batch = batch_of(data)
+    masked = obj.masker.masked_inputs(batch.inputs, obj.filler)
+    for m in model.modalities:
+        syn = data.info.block_map[m]["synergy"]
+        keep = torch.ones(batch.inputs[m].shape[1], dtype=torch.bool)
+        keep[syn] = False
+        assert torch.equal(masked[m][:, syn], torch.zeros_like(masked[m][:, syn]))
+        assert torch.equal(masked[m][:, keep], batch.inputs[m][:, keep])
+    feats, masked_feats = obj.masker.encode(model, batch.inputs, obj.filler, penalise=True, observe=False)
+    with torch.no_grad():
+        for m in model.modalities:
+            assert torch.allclose(feats[m], model.encoders[m](batch.inputs[m]), atol=1e-6)
+            assert torch.allclose(masked_feats[m], model.encoders[m](masked[m]), atol=1e-6)
+    step = synib_module.MaskStep(model, feats, masked_feats, batch.target)
+    assert obj.masker.withhold(0, "x1", step, obj.filler).replacement is masked_feats["x1"]
+    plain, none = obj.masker.encode(model, batch.inputs, obj.filler, penalise=False, observe=False)
+    assert none == {} and all(v.shape[0] == 16 for v in plain.values())  # no penalty: clean features only
+
+
+def test_fills():
+    z = torch.randn(12, 4)
+    assert torch.equal(synib_module.ZeroFill().replace_all(0, z), torch.zeros_like(z))
+    values = synib_module.ShuffleFill().values(0, z)
+    assert torch.equal(values.sort(0).values, z.sort(0).values) and not (values == z).all(1).any()
+    gauss = synib_module.GaussianFill(ema=0.0)
+    gauss.setup([4, 2])
+    gauss.observe(0, z)
+    assert torch.allclose(gauss.stats["0"].mean, z.mean(0)) and torch.equal(gauss.stats["1"].mean, torch.zeros(2))
+    assert gauss.values(0, z).shape == z.shape
+
+
+PRIOR = torch.tensor([0.7, 0.2, 0.1]).log()
+
+
+def rows(logits, reference=None, logvar=None):
+    return synib_module.MaskedRows(logits, PRIOR, reference, logvar)
+
+
+@pytest.mark.parametrize("name", ["prior_kl", "uniform_kl", "gaussian", "unimodal_anchor", "hinge"])
+def test_each_divergence_is_zero_at_its_target_and_positive_elsewhere(name):
+    torch.manual_seed(0)
+    other = torch.randn(5, 3) * 3
+    reference = torch.randn(5, 3).log_softmax(-1)
+    at_target = {"prior_kl": rows(PRIOR.expand(5, 3) + 2.0),  # softmax = the prior (logits up to a constant)
+                 "uniform_kl": rows(torch.full((5, 3), 0.7)),
+                 "gaussian": rows(torch.zeros(5, 3), logvar=torch.zeros(5, 3)),
+                 "unimodal_anchor": rows(reference + 1.0, reference),
+                 "hinge": rows(reference, reference)}  # as confident as the reference: free
+    elsewhere = {"prior_kl": rows(other), "uniform_kl": rows(other), "gaussian": rows(other, logvar=other),
+                 "unimodal_anchor": rows(other, reference), "hinge": rows(other, PRIOR.expand(5, 3))}
+    div = synib_module.make_divergence("prior_kl", True) if name == "hinge" else \
+        synib_module.make_divergence(name, False)
+    assert torch.allclose(div.per_sample(at_target[name]), torch.zeros(5), atol=1e-6)
+    assert (div.per_sample(elsewhere[name]) > 1e-3).all()
+    if name == "hinge":  # less confident than the reference: free as well
+        assert torch.equal(div.per_sample(rows(PRIOR.expand(5, 3).clone(), reference)), torch.zeros(5))
+
+
+def test_one_shared_pass_only_where_it_equals_two(data, data3):
+    assert make(data)[1]._shares_one_pass()  # two modalities, whole, shuffle, a target-free divergence
+    for kw in ({"fill": "zero"}, {"mask": "random"}, {"hinge": True}, {"divergence": "unimodal_anchor"}):
+        assert not make(data, **kw)[1]._shares_one_pass(), kw
+    assert make(data, divergence="gaussian")[1]._shares_one_pass()
+    assert not make(data3)[1]._shares_one_pass()
+
+
+def test_oracle_with_gaussian_fill_and_augmentation_keeps_feature_statistics_of_its_own(data):
+    """The oracle's gaussian fill holds input statistics; the w_aug augmentation masks features, so it gets
+    running statistics of the features."""
+    model, obj = make(data, mask="oracle", fill="gaussian", w_aug=1.0)
+    assert obj.stats["0"].mean.numel() == data.info.modalities["x1"][0]  # input width
+    assert obj.aug_filler is not None and obj.aug_filler.stats["0"].mean.numel() == model.feature_dims()["x1"]
+    model.train()
+    obj.train()
+    out = obj(model, batch_of(data), TrainState())
+    out.loss.backward()
+    assert {"task", "aug", "penalty"} <= set(out.parts) and bool(obj.aug_filler.stats["0"].seen)
+    assert "aug_filler.stats.0.mean" in obj.state_dict()
+    assert make(data, fill="gaussian", w_aug=1.0)[1].aug_filler is None  # features: the fill's own statistics

@@ -2,14 +2,25 @@
 
 Predict well from all modalities and be *unconfident* whenever one modality's information is withheld, so that
 confidence can only come from cross-modal (synergistic) evidence. See ``docs/methods/synib.md``.
+
+The penalty is composed from three strategies, each built from SynIB's typed hyperparameters:
+
+* a **mask** (:class:`MaskStrategy`: ``whole``, ``random``, ``learned``, ``oracle``) says which features of which
+  modality are withheld, per row;
+* a **fill** (:class:`FillStrategy`: ``shuffle``, ``gaussian``, ``zero``) says what replaces them;
+* a **divergence** (:class:`DivergenceStrategy`: ``prior_kl``, ``uniform_kl``, ``gaussian``, ``unimodal_anchor``,
+  optionally wrapped in :class:`Hinge`) says how far the masked prediction is from unconfident.
+
+Strategies with parameters or buffers (the gaussian fill's running statistics, the oracle's block indices, the
+gaussian divergence's log-variance head) are ``nn.Module`` s; the others are plain objects.
 """
 
 from __future__ import annotations
 
 import math
 import typing
-from collections.abc import Mapping
-from typing import Literal, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -17,19 +28,31 @@ from torch import Tensor, nn
 
 from ..data import Batch, DataSplits
 from ..errors import ConfigError
+from ..layers import gaussian_kl
 from ..models import MultimodalModel, Replacement, Shuffled
-from .base import METHODS, Objective, ObjectiveOutput, TrainState, mean_of_probabilities
+from .base import METHODS, Objective, ObjectiveOutput, TrainState, categorical_kl, entropy, mean_of_probabilities
 
 Mask = Literal["whole", "random", "learned", "oracle"]
 Fill = Literal["shuffle", "gaussian", "zero"]
 Divergence = Literal["prior_kl", "uniform_kl", "gaussian", "unimodal_anchor"]
 
-#: divergences that depend only on the masked prediction itself (no label, no per-modality reference)
-_SYMMETRIC = ("prior_kl", "uniform_kl", "gaussian")
+
+def cyclic_derangement(n: int, device: torch.device | str = "cpu") -> Tensor:
+    """A random permutation ``idx`` of ``range(n)`` with no fixed point (for ``n > 1``): row ``i`` of
+    ``x[idx]`` comes from another row. Built by cycling a random ordering one step."""
+    order = torch.randperm(n, device=device)
+    idx = torch.empty_like(order)
+    idx[order] = order.roll(-1)
+    return idx
 
 
+# ---------------------------------------------------------------------- fills: what replaces withheld features
 class RunningStats(nn.Module):
     """Per-feature mean and variance, exponential moving average (``momentum`` of the old value)."""
+
+    mean: Tensor  # (dim,)
+    var: Tensor  # (dim,)
+    seen: Tensor  # () bool: updated at least once
 
     def __init__(self, dim: int, momentum: float) -> None:
         super().__init__()
@@ -56,6 +79,368 @@ class RunningStats(nn.Module):
         return (self.mean + self.var.clamp_min(0).sqrt() * flat).to(like.dtype).view_as(like)
 
 
+class FillStrategy:
+    """What replaces withheld values of modality ``i``: :meth:`values` gives, row by row, a replacement for
+    every value of ``x`` ``(B, ...)`` (a mask then picks which ones are used)."""
+
+    def setup(self, widths: Sequence[int]) -> None:
+        """Size any state: ``widths[i]``, the number of values per row of modality ``i`` that may be replaced."""
+
+    def observe(self, i: int, x: Tensor) -> None:
+        """See a training batch ``x`` ``(B, ...)`` of modality ``i`` (running statistics)."""
+
+    def values(self, i: int, x: Tensor) -> Tensor:
+        """``(B, ...)`` replacement values, the shape of ``x``."""
+        raise NotImplementedError
+
+    def replace_all(self, i: int, x: Tensor) -> Replacement:
+        """The replacement of all of ``x``: :meth:`values`, or a cheaper description of them."""
+        return self.values(i, x)
+
+
+class ShuffleFill(FillStrategy):
+    """The same values of another row of the batch, ``x[pi]`` with ``pi`` a random cyclic derangement (no row
+    keeps its own): a sample from the batch marginal, not detached."""
+
+    def values(self, i: int, x: Tensor) -> Tensor:
+        return x[cyclic_derangement(x.shape[0], x.device)]
+
+    def replace_all(self, i: int, x: Tensor) -> Replacement:
+        """:class:`~interplay.models.Shuffled` rows, so the fusion can reuse the clean pass's work."""
+        return Shuffled(cyclic_derangement(x.shape[0], x.device))
+
+
+class ZeroFill(FillStrategy):
+    """Zeros (the fusion's "modality absent")."""
+
+    def values(self, i: int, x: Tensor) -> Tensor:
+        return torch.zeros_like(x)
+
+
+class GaussianFill(nn.Module, FillStrategy):
+    """``N(mean, var)`` per value from running statistics of the training batches (EMA momentum ``ema``;
+    buffers ``stats.<i>``, saved with the objective)."""
+
+    def __init__(self, ema: float) -> None:
+        super().__init__()
+        self.ema = ema
+        self.stats = nn.ModuleDict()
+
+    def setup(self, widths: Sequence[int]) -> None:
+        self.stats = nn.ModuleDict({str(i): RunningStats(w, self.ema) for i, w in enumerate(widths)})
+
+    def running(self, i: int) -> RunningStats:
+        """Modality ``i``'s statistics."""
+        return typing.cast(RunningStats, self.stats[str(i)])
+
+    def observe(self, i: int, x: Tensor) -> None:
+        self.running(i).update(x)
+
+    def values(self, i: int, x: Tensor) -> Tensor:
+        return self.running(i).sample(x)
+
+
+def make_fill(fill: Fill, ema: float) -> FillStrategy:
+    if fill == "shuffle":
+        return ShuffleFill()
+    if fill == "zero":
+        return ZeroFill()
+    return GaussianFill(ema)
+
+
+# ---------------------------------------------------------------------- masks: which features are withheld
+class MaskStep(NamedTuple):
+    """What a mask sees in one training step (``B`` rows)."""
+
+    model: MultimodalModel
+    feats: dict[str, Tensor]  # clean encoder outputs {m: (B, d_m)}
+    masked: dict[str, Tensor]  # oracle: encoder outputs of the masked inputs {m: (B, d_m)}; otherwise empty
+    target: Tensor  # (B,)
+
+
+class Withheld(NamedTuple):
+    """Modality ``m``'s masked features (a new ``(B, d_m)`` tensor or shuffled rows) and, for the learned mask,
+    the gates ``(B, d_m)`` (1: kept)."""
+
+    replacement: Replacement
+    gates: Tensor | None = None
+
+
+class MaskStrategy:
+    """Which values of modality ``m`` are withheld, per row. :meth:`encode` runs the encoders once per step;
+    :meth:`withhold` gives modality ``m``'s masked features, the withheld values taken from the fill."""
+
+    #: where the fill acts: on encoder outputs, or (oracle) on the inputs
+    space: ClassVar[Literal["features", "inputs"]] = "features"
+    #: the mask reads the model's unimodal heads (which must then be trained)
+    needs_heads: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.modalities: list[str] = []
+
+    def setup(self, model: MultimodalModel, data: DataSplits) -> None:
+        self.modalities = list(model.modalities)
+
+    def fill_widths(self, model: MultimodalModel, data: DataSplits) -> list[int]:
+        """Values per row the fill may replace, per modality: the encoder output widths."""
+        dims = model.feature_dims()
+        return [dims[m] for m in self.modalities]
+
+    def encode(self, model: MultimodalModel, inputs: Mapping[str, Tensor], fill: FillStrategy, penalise: bool,
+               observe: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Clean features ``{m: (B, d_m)}`` (the fill observes them when ``observe``), and no masked ones."""
+        feats = model.encode(inputs)
+        if observe:
+            for i, m in enumerate(self.modalities):
+                fill.observe(i, feats[m])
+        return feats, {}
+
+    def withhold(self, i: int, m: str, step: MaskStep, fill: FillStrategy) -> Withheld:
+        raise NotImplementedError
+
+
+class WholeMask(MaskStrategy):
+    """All of ``z_m``: ``z~_m = fill(z_m)``."""
+
+    def withhold(self, i: int, m: str, step: MaskStep, fill: FillStrategy) -> Withheld:
+        return Withheld(fill.replace_all(i, step.feats[m]))
+
+
+class RandomMask(MaskStrategy):
+    """Each value independently with probability ``p``: ``z~_m = z_m + r * (fill(z_m) - z_m)``,
+    ``r ~ Bernoulli(p)`` per value (also the ``w_aug`` augmentation)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def replace(self, i: int, z: Tensor, fill: FillStrategy) -> Tensor:
+        """``z`` ``(B, ...)`` with each value replaced by the fill's with probability ``p``."""
+        replace = (torch.rand_like(z) < self.p).to(z.dtype)
+        return torch.lerp(z, fill.values(i, z), replace)  # exact for weights 0/1; no `where` in backward
+
+    def withhold(self, i: int, m: str, step: MaskStep, fill: FillStrategy) -> Withheld:
+        return Withheld(self.replace(i, step.feats[m], fill))
+
+
+class LearnedMask(MaskStrategy):
+    """Per-example gates ``g = sigmoid(l / tau)`` ``(B, d_m)``, ``z~_m = g z_m + (1 - g) fill(z_m)``, from
+    ``steps`` Adam steps (lr ``mask_lr``, ``l`` starting at 1; the model frozen) on
+    ``-CE(h_m(z~_m), y) + sparsity * mean(1 - g)``: destroy what modality ``m``'s unimodal head ``h_m`` needs
+    while keeping as much as possible. The gates are then fixed; ``z~_m`` is differentiable in ``z_m`` and the
+    fill."""
+
+    needs_heads = True
+
+    def __init__(self, steps: int, lr: float, tau: float, sparsity: float) -> None:
+        super().__init__()
+        self.steps, self.lr, self.tau, self.sparsity = steps, lr, tau, sparsity
+
+    def withhold(self, i: int, m: str, step: MaskStep, fill: FillStrategy) -> Withheld:
+        head = step.model.unimodal_heads[m]  # type: ignore[index]
+        z = step.feats[m]
+        fill_values = fill.values(i, z)
+        zd, fd = z.detach(), fill_values.detach()
+        logit = torch.ones_like(zd, requires_grad=True)
+        m1, m2 = torch.zeros_like(zd), torch.zeros_like(zd)  # Adam moments (betas 0.9, 0.999)
+        with torch.enable_grad():
+            for t in range(1, self.steps + 1):
+                g = torch.sigmoid(logit / self.tau)
+                inner = -F.cross_entropy(head(g * zd + (1 - g) * fd), step.target) + self.sparsity * (1 - g).mean()
+                (grad,) = torch.autograd.grad(inner, [logit])  # the model's parameters get no gradient
+                with torch.no_grad():
+                    m1.lerp_(grad, 0.1)
+                    m2.lerp_(grad * grad, 0.001)
+                    update = (m1 / (1 - 0.9**t)) / ((m2 / (1 - 0.999**t)).sqrt() + 1e-8)
+                    logit -= self.lr * update
+        g = torch.sigmoid(logit.detach() / self.tau)
+        return Withheld(torch.lerp(fill_values, z, g), g)  # g * z + (1 - g) * fill
+
+
+class OracleMask(nn.Module, MaskStrategy):
+    """The input's synergy block (``info.block_map[m]["synergy"]``, buffers ``synergy_<i>``), replaced by the fill
+    in input space on every row; the masked inputs are encoded in the same encoder call as the clean ones."""
+
+    space: ClassVar[Literal["features", "inputs"]] = "inputs"
+
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
+        MaskStrategy.__init__(self)
+
+    def setup(self, model: MultimodalModel, data: DataSplits) -> None:
+        MaskStrategy.setup(self, model, data)
+        info = data.info
+        bm = info.block_map
+        if not bm or any("synergy" not in bm.get(m, {}) for m in self.modalities):
+            raise ConfigError(f"method.mask: 'oracle' needs a dataset with a synergy block map (e.g. pid-xor); "
+                              f"{info.name!r} has none")
+        for i, m in enumerate(self.modalities):
+            self.register_buffer(f"synergy_{i}", torch.as_tensor(bm[m]["synergy"], dtype=torch.long),
+                                 persistent=False)
+
+    def fill_widths(self, model: MultimodalModel, data: DataSplits) -> list[int]:
+        """Values per row the fill may replace: the flattened input sizes."""
+        return [math.prod(data.info.modalities[m]) for m in self.modalities]
+
+    def masked_inputs(self, inputs: Mapping[str, Tensor], fill: FillStrategy) -> dict[str, Tensor]:
+        """Each modality's input ``(B, *shape_m)`` with its synergy block replaced by the fill (every row)."""
+        out = {}
+        for i, m in enumerate(self.modalities):
+            x = inputs[m]
+            flat = x.flatten(1)
+            idx = getattr(self, f"synergy_{i}")
+            values = fill.values(i, flat)
+            masked = flat.clone()
+            masked[:, idx] = values[:, idx]
+            out[m] = masked.view_as(x)
+        return out
+
+    def encode(self, model: MultimodalModel, inputs: Mapping[str, Tensor], fill: FillStrategy, penalise: bool,
+               observe: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Clean and masked features, ``2B`` rows through each encoder in one call (the fill observes the
+        inputs); without a penalty only the clean features."""
+        if not penalise:
+            return model.encode(inputs), {}
+        if observe:
+            for i, m in enumerate(self.modalities):
+                fill.observe(i, inputs[m])
+        masked = self.masked_inputs(inputs, fill)
+        n = next(iter(inputs.values())).shape[0]
+        both = model.encode({m: torch.cat([inputs[m], masked[m]]) for m in self.modalities})
+        return {m: v[:n] for m, v in both.items()}, {m: v[n:] for m, v in both.items()}
+
+    def withhold(self, i: int, m: str, step: MaskStep, fill: FillStrategy) -> Withheld:
+        return Withheld(step.masked[m])
+
+
+def make_mask(mask: Mask, p: float, steps: int, mask_lr: float, tau: float, sparsity: float) -> MaskStrategy:
+    if mask == "whole":
+        return WholeMask()
+    if mask == "random":
+        return RandomMask(p)
+    if mask == "learned":
+        return LearnedMask(steps, mask_lr, tau, sparsity)
+    return OracleMask()
+
+
+# ---------------------------------------------------------------------- divergences: how confident is masked
+class MaskedRows(NamedTuple):
+    """The ``N`` rows of the masked passes, scored by a divergence."""
+
+    logits: Tensor  # (N, C) the classifier's output on the masked features
+    log_prior: Tensor  # (C,) log of the empirical training label distribution
+    reference: Tensor | None = None  # (N, C) detached log-probabilities of the unimodal prediction without m
+    logvar: Tensor | None = None  # (N, C) gaussian: the learned log-variance of the logits
+
+
+class DivergenceStrategy:
+    """``D(masked prediction)`` per row, ``(N,)`` nats: zero when the masked prediction is as unconfident as the
+    divergence asks (its target), positive otherwise."""
+
+    #: ``D`` compares with the unimodal prediction of the complementary modalities (``MaskedRows.reference``)
+    needs_reference: ClassVar[bool] = False
+
+    def setup(self, model: MultimodalModel, data: DataSplits) -> None:
+        """Build any module sized from the model and data."""
+
+    def log_variance(self, fused: Tensor) -> Tensor | None:
+        """``(N, C)`` log-variances of the logits from the fused representation ``(N, d)`` (gaussian only)."""
+        return None
+
+    def per_sample(self, rows: MaskedRows) -> Tensor:
+        raise NotImplementedError
+
+
+class KLToBase(DivergenceStrategy):
+    """``KL(p || base)`` with ``p = softmax(logits)``, for a fixed base distribution."""
+
+    def kl(self, logp: Tensor, log_prior: Tensor) -> Tensor:
+        """``(N,)`` ``KL(p || base)`` from log-probabilities ``(N, C)``."""
+        raise NotImplementedError
+
+    def per_sample(self, rows: MaskedRows) -> Tensor:
+        return self.kl(F.log_softmax(rows.logits, -1), rows.log_prior)
+
+
+class PriorKL(KLToBase):
+    """``prior_kl``: ``KL(p || p_y)``, ``p_y`` the training label distribution; 0 at ``p = p_y``."""
+
+    def kl(self, logp: Tensor, log_prior: Tensor) -> Tensor:
+        return categorical_kl(logp, log_prior.to(logp.dtype))
+
+
+class UniformKL(KLToBase):
+    """``uniform_kl``: ``KL(p || uniform) = log C - H(p)``; 0 at the uniform distribution."""
+
+    def kl(self, logp: Tensor, log_prior: Tensor) -> Tensor:
+        return math.log(logp.shape[-1]) - entropy(logp)
+
+
+class GaussianKL(nn.Module, DivergenceStrategy):
+    """``gaussian`` (the authors' form): ``KL(N(logits, diag e^s) || N(0, I))
+    = 1/2 sum_c (logit_c^2 + e^{s_c} - s_c - 1)`` with ``s = logvar(fused)``, a zero-initialised linear head
+    (one value per class); 0 at ``logits = 0, s = 0``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logvar: nn.Linear | None = None
+
+    def setup(self, model: MultimodalModel, data: DataSplits) -> None:
+        width = int(getattr(model.fusion, "out_dim", None) or typing.cast(int, model.head.in_features))
+        self.logvar = nn.Linear(width, data.info.num_classes)
+        nn.init.zeros_(self.logvar.weight)
+        nn.init.zeros_(self.logvar.bias)
+
+    def log_variance(self, fused: Tensor) -> Tensor:
+        assert self.logvar is not None, "GaussianKL.setup() builds the log-variance head"
+        return self.logvar(fused)
+
+    def per_sample(self, rows: MaskedRows) -> Tensor:
+        assert rows.logvar is not None
+        return gaussian_kl(rows.logits, rows.logvar).sum(-1)
+
+
+class UnimodalAnchor(DivergenceStrategy):
+    """``unimodal_anchor`` (SynIB-U): ``KL(p_uni(-m) || p)``, the complementary modalities' unimodal prediction
+    as anchor; 0 at ``p = p_uni(-m)``."""
+
+    needs_reference = True
+
+    def per_sample(self, rows: MaskedRows) -> Tensor:
+        assert rows.reference is not None
+        return categorical_kl(rows.reference, F.log_softmax(rows.logits, -1))
+
+
+class Hinge(DivergenceStrategy):
+    """``hinge``: ``max(0, D(p) - D(p_uni(-m)))`` with ``D`` a :class:`KLToBase` and the reference detached:
+    masked confidence up to the remaining modalities' unimodal confidence is free; 0 there."""
+
+    needs_reference = True
+
+    def __init__(self, base: KLToBase) -> None:
+        self.base = base
+
+    def per_sample(self, rows: MaskedRows) -> Tensor:
+        assert rows.reference is not None
+        d = self.base.kl(F.log_softmax(rows.logits, -1), rows.log_prior)
+        return (d - self.base.kl(rows.reference, rows.log_prior).detach()).clamp_min(0)
+
+
+def make_divergence(divergence: Divergence, hinge: bool) -> DivergenceStrategy:
+    if divergence == "gaussian":
+        return GaussianKL()
+    if divergence == "unimodal_anchor":
+        return UnimodalAnchor()
+    base = PriorKL() if divergence == "prior_kl" else UniformKL()
+    return Hinge(base) if hinge else base
+
+
+#: divergences that depend only on the masked prediction itself (no label, no per-modality reference): with two
+#: modalities, whole masking and the shuffle fill they let one masked pass serve both modalities
+_SYMMETRIC: tuple[type[DivergenceStrategy], ...] = (PriorKL, UniformKL, GaussianKL)
+
+
+# ---------------------------------------------------------------------- the objective
 class _StepRecord(NamedTuple):
     """One training step's masked-pass outputs, kept for the batched per-epoch reduction."""
 
@@ -67,13 +452,17 @@ class _StepRecord(NamedTuple):
     gate_means: Tensor | None  # (G,) learned masks' mean gate per modality
 
 
-def cyclic_derangement(n: int, device: torch.device | str = "cpu") -> Tensor:
-    """A random permutation ``idx`` of ``range(n)`` with no fixed point (for ``n > 1``): row ``i`` of
-    ``x[idx]`` comes from another row. Built by cycling a random ordering one step."""
-    order = torch.randperm(n, device=device)
-    idx = torch.empty_like(order)
-    idx[order] = order.roll(-1)
-    return idx
+#: ``(modality, pass, index)``: the rows of masked pass ``pass`` (1-based) are modality ``modality`` masked, scored
+#: against ``target[index]`` (``index`` None: ``target``)
+MaskedEntry = tuple[str, int, Tensor | None]
+
+
+class MaskedPasses(NamedTuple):
+    """The masked variants of one step: ``K`` fusion variants, which rows mean which modality masked, gates."""
+
+    variants: list[dict[str, Replacement]]
+    entries: list[MaskedEntry]
+    gates: dict[str, Tensor]
 
 
 @METHODS.register("synib")
@@ -81,10 +470,11 @@ class SynIB(Objective):
     """``L = CE(f(z), y) + w_uni sum_m CE(h_m(z_m), y) + w_aug sum_m CE(f(z with R(z_m)), y)
     + lam(epoch) sum_m mean_batch D(softmax(f(z with M(z_m))))``.
 
-    Encoders run once; masking acts on encoder outputs ``z_m`` (``oracle``: on the input's synergy block,
-    re-encoded in the same encoder call). The clean pass and all masked / augmented passes go through the
-    fusion head in one call, ``model.fuse_variants`` (a shuffled modality is passed as :class:`Shuffled`, so the
-    concat fusion reuses its first-layer product).
+    ``M`` is the mask strategy with its fill, ``D`` the divergence strategy, ``R`` random masking with
+    probability ``p`` (see the module docstring). Encoders run once; masking acts on encoder outputs ``z_m``
+    (``oracle``: on the input's synergy block, re-encoded in the same encoder call). The clean pass and all
+    masked / augmented passes go through the fusion head in one call, ``model.fuse_variants`` (a shuffled
+    modality is passed as :class:`Shuffled`, so the concat fusion reuses its first-layer product).
 
     Args:
         lam: weight of the SynIB penalty (tune on validation; 1-10 on pid-xor).
@@ -123,7 +513,7 @@ class SynIB(Objective):
             allowed = typing.get_args(options)
             if value not in allowed:
                 raise ConfigError(f"method.{name}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
-        for name, value, ok, what in (
+        for name, number, ok, what in (
                 ("lam", lam, lam >= 0, "a non-negative number"),
                 ("p", p, 0 < p <= 1, "a probability in (0, 1]"),
                 ("w_uni", w_uni, w_uni >= 0, "a non-negative number"),
@@ -136,54 +526,53 @@ class SynIB(Objective):
                 ("sparsity", sparsity, sparsity >= 0, "a non-negative number"),
                 ("ema", ema, 0 <= ema < 1, "a number in [0, 1)")):
             if not ok:
-                raise ConfigError(f"method.{name}: expected {what}, got {value!r}")
+                raise ConfigError(f"method.{name}: expected {what}, got {number!r}")
         if hinge and divergence not in ("prior_kl", "uniform_kl"):
             raise ConfigError(f"method.hinge: the hinge needs divergence 'prior_kl' or 'uniform_kl', "
                               f"got {divergence!r}")
         self.lam, self.mask, self.p, self.fill, self.divergence, self.hinge = lam, mask, p, fill, divergence, hinge
         self.w_uni, self.w_aug, self.warmup_epochs, self.off_epoch = w_uni, w_aug, warmup_epochs, off_epoch
         self.steps, self.mask_lr, self.tau, self.sparsity, self.ema = steps, mask_lr, tau, sparsity, ema
+        # the strategies (nn.Modules among them are registered: their state is the objective's)
+        self.masker = make_mask(mask, p, steps, mask_lr, tau, sparsity)
+        self.filler = make_fill(fill, ema)
+        self.divergence_fn = make_divergence(divergence, hinge)
+        self.augmenter = RandomMask(p)  # w_aug: random masking of the features
+        #: the augmentation's own feature statistics where the fill's live in input space (oracle + gaussian)
+        self.aug_filler: GaussianFill | None = None
         #: the penalty compares with the unimodal prediction of the other modalities (anchor, hinge)
-        self.uses_reference = divergence == "unimodal_anchor" or hinge
+        self.uses_reference = self.divergence_fn.needs_reference
         #: unimodal heads must be trained: for the reference, the learned mask, or the w_uni term
-        self.needs_heads = self.uses_reference or mask == "learned" or w_uni > 0
-        self.stats: nn.ModuleDict | None = None
-        self.logvar: nn.Linear | None = None
+        self.needs_heads = self.uses_reference or self.masker.needs_heads or w_uni > 0
+        self.trains_unimodal_heads = self.needs_heads
         self.register_buffer("log_prior", torch.zeros(0))
         self.modalities: list[str] = []
         self._records: list[_StepRecord] = []  # the epoch's steps not yet reduced
 
     @property
-    def trains_unimodal_heads(self) -> bool:  # type: ignore[override]
-        """The unimodal heads are trained when ``w_uni > 0`` or a reference/learned mask needs them."""
-        return self.needs_heads
+    def stats(self) -> nn.ModuleDict | None:
+        """The ``gaussian`` fill's running statistics per modality index (``"0"``, ``"1"``, ...); else None."""
+        return self.filler.stats if isinstance(self.filler, GaussianFill) else None
+
+    @property
+    def logvar(self) -> nn.Linear | None:
+        """The ``gaussian`` divergence's log-variance head; else None."""
+        return self.divergence_fn.logvar if isinstance(self.divergence_fn, GaussianKL) else None
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self, model: MultimodalModel, data: DataSplits) -> None:
         super().setup(model, data)
         info = data.info
         self.modalities = list(model.modalities)
-        if self.mask == "oracle":
-            bm = info.block_map
-            if not bm or any("synergy" not in bm.get(m, {}) for m in self.modalities):
-                raise ConfigError(f"method.mask: 'oracle' needs a dataset with a synergy block map (e.g. pid-xor); "
-                                  f"{info.name!r} has none")
-            for i, m in enumerate(self.modalities):
-                self.register_buffer(f"oracle_idx_{i}", torch.as_tensor(bm[m]["synergy"], dtype=torch.long),
-                                     persistent=False)
+        self.masker.setup(model, data)
+        self.augmenter.setup(model, data)
         counts = torch.bincount(data.train.target.long().cpu(), minlength=info.num_classes).double()
         self.log_prior = (counts.clamp_min(1) / counts.clamp_min(1).sum()).log().float()
-        if self.fill == "gaussian":
-            if self.mask == "oracle":  # the oracle fills input coordinates
-                dims = {m: math.prod(info.modalities[m]) for m in self.modalities}
-            else:
-                dims = model.feature_dims()
-            self.stats = nn.ModuleDict({str(i): RunningStats(dims[m], self.ema) for i, m in enumerate(self.modalities)})
-        if self.divergence == "gaussian":
-            width = getattr(model.fusion, "out_dim", None) or model.head.in_features
-            self.logvar = nn.Linear(int(width), info.num_classes)
-            nn.init.zeros_(self.logvar.weight)
-            nn.init.zeros_(self.logvar.bias)
+        self.filler.setup(self.masker.fill_widths(model, data))
+        if self.w_aug > 0 and self.masker.space == "inputs" and isinstance(self.filler, GaussianFill):
+            self.aug_filler = GaussianFill(self.ema)
+            self.aug_filler.setup(self.augmenter.fill_widths(model, data))
+        self.divergence_fn.setup(model, data)
 
     def lam_at(self, epoch: int) -> float:
         """Effective ``lam`` at 0-based ``epoch``: linear warm-up, then constant, 0 from ``off_epoch``."""
@@ -193,77 +582,24 @@ class SynIB(Objective):
             return self.lam * min(1.0, (epoch + 1) / self.warmup_epochs)
         return self.lam
 
-    # ------------------------------------------------------------------ masking
+    # ------------------------------------------------------------------ the strategies, by name
     def _fill_for(self, i: int, x: Tensor) -> Tensor:
-        """Replacement values for ``x`` (``(B, ...)``, modality index ``i``), row by row."""
-        if self.fill == "shuffle":
-            return x[cyclic_derangement(x.shape[0], x.device)]
-        if self.fill == "zero":
-            return torch.zeros_like(x)
-        assert self.stats is not None
-        return self.stats[str(i)].sample(x)
+        """The fill's replacement values for ``x`` (``(B, ...)``, modality index ``i``), row by row."""
+        return self.filler.values(i, x)
 
     def _random_mask(self, i: int, z: Tensor) -> Tensor:
-        replace = (torch.rand_like(z) < self.p).to(z.dtype)
-        return torch.lerp(z, self._fill_for(i, z), replace)  # exact for weights 0/1; no `where` in backward
+        """``z`` with each value replaced by the fill's with probability ``p`` (the ``w_aug`` augmentation)."""
+        return self.augmenter.replace(i, z, self.filler if self.aug_filler is None else self.aug_filler)
 
     def _oracle_inputs(self, batch: Batch) -> dict[str, Tensor]:
-        """Each modality's input with its synergy block replaced by the fill (every sample)."""
-        out = {}
-        for i, m in enumerate(self.modalities):
-            x = batch.inputs[m]
-            flat = x.flatten(1)
-            idx = getattr(self, f"oracle_idx_{i}")
-            fill = self._fill_for(i, flat)
-            masked = flat.clone()
-            masked[:, idx] = fill[:, idx]
-            out[m] = masked.view_as(x)
-        return out
+        """``oracle``: each modality's input with its synergy block replaced by the fill (every sample)."""
+        assert isinstance(self.masker, OracleMask)
+        return self.masker.masked_inputs(batch.inputs, self.filler)
 
-    def _learned_mask(self, model: MultimodalModel, i: int, z: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-example gates for modality ``i`` found with the model frozen; returns (masked z, gates)."""
-        m = self.modalities[i]
-        head = model.unimodal_heads[m]  # type: ignore[index]
-        fill = self._fill_for(i, z)
-        zd, fd = z.detach(), fill.detach()
-        logit = torch.ones_like(zd, requires_grad=True)
-        m1, m2 = torch.zeros_like(zd), torch.zeros_like(zd)  # Adam moments (betas 0.9, 0.999)
-        with torch.enable_grad():
-            for t in range(1, self.steps + 1):
-                g = torch.sigmoid(logit / self.tau)
-                inner = -F.cross_entropy(head(g * zd + (1 - g) * fd), target) + self.sparsity * (1 - g).mean()
-                (grad,) = torch.autograd.grad(inner, [logit])  # the model's parameters get no gradient
-                with torch.no_grad():
-                    m1.lerp_(grad, 0.1)
-                    m2.lerp_(grad * grad, 0.001)
-                    step = (m1 / (1 - 0.9**t)) / ((m2 / (1 - 0.999**t)).sqrt() + 1e-8)
-                    logit -= self.mask_lr * step
-        g = torch.sigmoid(logit.detach() / self.tau)
-        return torch.lerp(fill, z, g), g  # g * z + (1 - g) * fill
-
-    # ------------------------------------------------------------------ divergences
     def _divergence(self, logits: Tensor, ref_logp: Tensor | None, logvar: Tensor | None) -> Tensor:
-        """Per-sample ``D`` of the masked prediction ``logits`` ``(B, C)`` (``logvar``: ``(B, C)``, gaussian)."""
-        logp = F.log_softmax(logits, -1)
-        if self.divergence in ("prior_kl", "uniform_kl"):
-            d = self._kl_to_base(logp)
-        elif self.divergence == "gaussian":
-            assert logvar is not None
-            # KL(N(logits, diag exp(logvar)) || N(0, I)); at its optimum logvar = 0 it is ||logits||^2 / 2
-            d = 0.5 * (logits.pow(2) + logvar.exp() - logvar - 1).sum(-1)
-        else:  # unimodal_anchor: KL(p_ref || p_masked)
-            assert ref_logp is not None
-            d = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
-        if self.hinge:
-            assert ref_logp is not None
-            d = (d - self._kl_to_base(ref_logp).detach()).clamp_min(0)
-        return d
-
-    def _kl_to_base(self, logp: Tensor) -> Tensor:
-        """``KL(p || prior)`` (``prior_kl``) or ``KL(p || uniform)`` per sample, from log-probabilities."""
-        if self.divergence == "prior_kl":
-            return F.kl_div(self.log_prior.to(logp.dtype), logp, reduction="none", log_target=True).sum(-1)
-        return (logp.exp() * logp).sum(-1) + math.log(logp.shape[-1])
+        """Per-sample ``D`` ``(N,)`` of the masked prediction ``logits`` ``(N, C)``; ``ref_logp``: ``(N, C)``
+        reference log-probabilities (anchor, hinge); ``logvar``: ``(N, C)`` (gaussian)."""
+        return self.divergence_fn.per_sample(MaskedRows(logits, self.log_prior, ref_logp, logvar))
 
     def _reference(self, uni: Mapping[str, Tensor], m: str) -> Tensor:
         """Log-probabilities of the unimodal prediction of every modality but ``m`` (detached)."""
@@ -272,8 +608,37 @@ class SynIB(Objective):
             return F.log_softmax(next(iter(others.values())), -1)
         return mean_of_probabilities(others)
 
+    def _shares_one_pass(self) -> bool:
+        """Two modalities, whole masking, shuffle fill and a target-free divergence: one pass
+        ``f(z_1[pi], z_2)`` is "x1 masked" for sample ``i`` and "x2 masked" for sample ``pi(i)``, so counting it
+        twice equals two passes with coupled shuffles (``pi``, ``pi^-1``): the same loss and gradients."""
+        return (len(self.modalities) == 2 and isinstance(self.masker, WholeMask)
+                and isinstance(self.filler, ShuffleFill) and isinstance(self.divergence_fn, _SYMMETRIC))
+
+    def _masked_passes(self, step: MaskStep) -> MaskedPasses:
+        """One masked variant per modality (or one shared by both, :meth:`_shares_one_pass`)."""
+        mods = self.modalities
+        if self._shares_one_pass():
+            idx = cyclic_derangement(step.target.shape[0], step.target.device)
+            return MaskedPasses([{mods[0]: Shuffled(idx)}], [(mods[0], 1, None), (mods[1], 1, idx)], {})
+        passes = MaskedPasses([], [], {})
+        for i, m in enumerate(mods):
+            withheld = self.masker.withhold(i, m, step, self.filler)
+            passes.variants.append({m: withheld.replacement})
+            passes.entries.append((m, len(passes.variants), None))
+            if withheld.gates is not None:
+                passes.gates[m] = withheld.gates
+        return passes
+
+    def _augmented(self, feats: Mapping[str, Tensor]) -> list[dict[str, Replacement]]:
+        """``w_aug``: one variant per modality with its features randomly masked (``p``)."""
+        if self.aug_filler is not None and self.training:
+            for i, m in enumerate(self.modalities):
+                self.aug_filler.observe(i, feats[m])
+        return [{m: self._random_mask(i, feats[m])} for i, m in enumerate(self.modalities)]
+
     # ------------------------------------------------------------------ per-epoch statistics
-    def _log_masked(self, logits: Tensor, target: Tensor, masked_for: list[tuple[str, int, Tensor | None]],
+    def _log_masked(self, logits: Tensor, target: Tensor, masked_for: list[MaskedEntry],
                     pen: Tensor, gates: Mapping[str, Tensor]) -> None:
         """Keep one step's masked-pass outputs; :meth:`_reduce_records` turns a run of steps into epoch statistics
         in a few batched operations (a per-step reduction would cost SynIB about 5% of a small model's step).
@@ -300,20 +665,20 @@ class SynIB(Objective):
         n, entries, gate_names = records[0].layout
         steps = len(records)
         logits = torch.stack([r.logits for r in records]).float()  # (S, (1 + K) n, C)
-        conf, pred = logits.softmax(-1).max(-1)
-        passes = conf.shape[1] // n
-        conf, pred = conf.view(steps, passes, n).mean((0, 2)).tolist(), pred.view(steps, passes, n)
+        top, pred = logits.softmax(-1).max(-1)
+        passes = top.shape[1] // n
+        conf, pred = top.view(steps, passes, n).mean((0, 2)).tolist(), pred.view(steps, passes, n)
         target = torch.stack([r.target for r in records])  # (S, n)
         weight = steps * n
         self.log_epoch("clean_conf", conf[0], weight)
         pen = torch.stack([r.pen for r in records]).float().mean(0).tolist()
         for e, (m, k, plain) in enumerate(entries):
-            t = target if plain else target.gather(1, torch.stack([r.indices[e] for r in records]))
+            t = target if plain else target.gather(1, torch.stack([typing.cast(Tensor, r.indices[e]) for r in records]))
             self.log_epoch(f"masked_conf_{m}", conf[k], weight)
             self.log_epoch(f"masked_acc_{m}", (pred[:, k] == t).float().mean(), weight)
             self.log_epoch(f"penalty_{m}", pen[k - 1], weight)
         if gate_names:
-            means = torch.stack([r.gate_means for r in records]).float().mean(0).tolist()
+            means = torch.stack([typing.cast(Tensor, r.gate_means) for r in records]).float().mean(0).tolist()
             for m, value in zip(gate_names, means):
                 self.log_epoch(f"gate_mean_{m}", value, weight)
         self._records = []
@@ -323,93 +688,54 @@ class SynIB(Objective):
         return super().pop_epoch_logs()
 
     # ------------------------------------------------------------------ the objective
-    def forward(self, model: MultimodalModel, batch: Batch, state: TrainState) -> ObjectiveOutput:
-        mods, target, n = self.modalities, batch.target, len(batch)
-        lam = self.lam_at(state.epoch)
-        penalise = lam > 0
-
-        if self.mask == "oracle" and penalise:
-            if self.stats is not None and self.training:
-                for i, m in enumerate(mods):
-                    self.stats[str(i)].update(batch.inputs[m])
-            masked_inputs = self._oracle_inputs(batch)
-            both = model.encode({m: torch.cat([batch.inputs[m], masked_inputs[m]]) for m in mods})
-            feats = {m: v[:n] for m, v in both.items()}
-            oracle_feats = {m: v[n:] for m, v in both.items()}
-        else:
-            feats = model.encode(batch.inputs)
-            if self.stats is not None and self.training and self.mask != "oracle":
-                for i, m in enumerate(mods):
-                    self.stats[str(i)].update(feats[m])
-
-        parts: dict[str, Tensor] = {}
-        loss_extra: list[Tensor] = []
-        uni: dict[str, Tensor] | None = None
+    def _unimodal(self, model: MultimodalModel, feats: Mapping[str, Tensor], target: Tensor,
+                  parts: dict[str, Tensor]) -> tuple[dict[str, Tensor] | None, Tensor | None]:
+        """Unimodal logits ``{m: (B, C)}`` where needed and their loss term: ``w_uni * sum_m CE`` on the shared
+        encoders (``uni``), or with ``w_uni = 0`` the heads trained as probes on detached features (``probe``)."""
         if self.w_uni > 0:
             uni = model.unimodal_logits(feats)
             parts["uni"] = torch.stack([self.task_loss(v, target) for v in uni.values()]).sum()
-            loss_extra.append(self.w_uni * parts["uni"])
-        elif self.needs_heads:  # heads trained as probes: no gradient into the encoders
+            return uni, self.w_uni * parts["uni"]
+        if self.needs_heads:
             uni = model.unimodal_logits({m: z.detach() for m, z in feats.items()})
             parts["probe"] = torch.stack([self.task_loss(v, target) for v in uni.values()]).sum()
-            loss_extra.append(parts["probe"])
+            return uni, parts["probe"]
+        return None, None
 
-        # variants of the clean features, fused with it in one call: one masked pass per modality (or one
-        # shared pass), then the augmentation passes
-        variants: list[dict[str, Replacement]] = []
-        masked_for: list[tuple[str, int, Tensor | None]] = []  # (modality, pass, rows' targets: target[index])
-        gates: dict[str, Tensor] = {}
-        if penalise:
-            shared = (len(mods) == 2 and self.mask == "whole" and self.fill == "shuffle"
-                      and self.divergence in _SYMMETRIC and not self.hinge)
-            if shared:
-                # f(z_1[pi], z_2) is "x1 masked" for sample i and "x2 masked" for sample pi(i): with a target-free
-                # divergence, one pass counted twice equals two passes with coupled shuffles (pi, pi^-1).
-                idx = cyclic_derangement(n, target.device)
-                variants.append({mods[0]: Shuffled(idx)})
-                masked_for += [(mods[0], 1, None), (mods[1], 1, idx)]
-            else:
-                for i, m in enumerate(mods):
-                    zm: Replacement
-                    if self.mask == "whole":
-                        zm = Shuffled(cyclic_derangement(n, target.device)) if self.fill == "shuffle" \
-                            else self._fill_for(i, feats[m])
-                    elif self.mask == "random":
-                        zm = self._random_mask(i, feats[m])
-                    elif self.mask == "learned":
-                        zm, gates[m] = self._learned_mask(model, i, feats[m], target)
-                    else:
-                        zm = oracle_feats[m]
-                    variants.append({m: zm})
-                    masked_for.append((m, len(variants), None))
-        aug_first = 1 + len(variants)
-        if self.w_aug > 0:
-            variants += [{m: self._random_mask(i, feats[m])} for i, m in enumerate(mods)]
+    def forward(self, model: MultimodalModel, batch: Batch, state: TrainState) -> ObjectiveOutput:
+        target, n = batch.target, len(batch)
+        lam = self.lam_at(state.epoch)
+        penalise = lam > 0
+        parts: dict[str, Tensor] = {}
 
+        # encoders once (the oracle also encodes its masked inputs); the unimodal heads' term
+        feats, masked_feats = self.masker.encode(model, batch.inputs, self.filler, penalise, observe=self.training)
+        uni, uni_term = self._unimodal(model, feats, target, parts)
+
+        # the variants fused with the clean pass in one call: masked passes M(z_m), then augmented passes R(z_m)
+        masked = self._masked_passes(MaskStep(model, feats, masked_feats, target)) if penalise \
+            else MaskedPasses([], [], {})
+        variants = masked.variants + (self._augmented(feats) if self.w_aug > 0 else [])
         fused = model.fuse_variants(feats, variants) if variants else model.fuse(feats)
-        all_logits = model.head(fused)
-        all_logvar = self.logvar(fused) if self.logvar is not None and penalise else None
+        all_logits = model.head(fused)  # ((1 + K + A) n, C): clean, K masked, A augmented passes
+        logvar = self.divergence_fn.log_variance(fused) if penalise else None  # gaussian: (.., C), else None
         logits = all_logits[:n]
-        task = self.task_loss(logits, target)
-        parts["task"] = task
-        loss = task + sum(loss_extra) if loss_extra else task
 
+        parts["task"] = task = self.task_loss(logits, target)
+        loss = task if uni_term is None else task + uni_term
+        k_masked = len(masked.variants)
         if self.w_aug > 0:
-            aug = all_logits[aug_first * n:]
-            parts["aug"] = self.task_loss(aug, target.repeat(aug.shape[0] // n)) * len(mods)
+            aug = all_logits[(1 + k_masked) * n:]
+            parts["aug"] = self.task_loss(aug, target.repeat(aug.shape[0] // n)) * len(self.modalities)
             loss = loss + self.w_aug * parts["aug"]
-
-        if penalise:
-            # the masked passes are rows [n, (1 + K) n): one divergence call over all of them
-            k_passes = aug_first - 1
-            rows = slice(n, aug_first * n)
-            ref = None
-            if self.uses_reference and uni is not None:
-                ref = torch.cat([self._reference(uni, m) for m, *_ in masked_for])
-            lv = all_logvar[rows] if all_logvar is not None else None
-            pen = self._divergence(all_logits[rows], ref, lv).view(k_passes, n).mean(1)  # (K,)
-            parts["penalty"] = pen.sum() * (len(masked_for) // k_passes)  # the shared pass counts for both
+        if penalise:  # one divergence call over the masked rows [n, (1 + K) n)
+            rows = slice(n, (1 + k_masked) * n)
+            ref = torch.cat([self._reference(uni, m) for m, *_ in masked.entries]) \
+                if self.uses_reference and uni is not None else None
+            pen = self._divergence(all_logits[rows], ref, None if logvar is None else logvar[rows])
+            pen = pen.view(k_masked, n).mean(1)  # (K,)
+            parts["penalty"] = pen.sum() * (len(masked.entries) // k_masked)  # a shared pass counts for both
             loss = loss + lam * parts["penalty"]
-            self._log_masked(all_logits[:aug_first * n].detach(), target, masked_for, pen, gates)
+            self._log_masked(all_logits[:(1 + k_masked) * n].detach(), target, masked.entries, pen, masked.gates)
         self.log_epoch("lam", lam, n)
         return ObjectiveOutput(loss, logits, {k: v.detach() for k, v in parts.items()})

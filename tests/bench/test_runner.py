@@ -30,7 +30,7 @@ methods:
 
 
 #: the kill test's grid: runs of a few tenths of a second, so that kills land inside runs and between them
-KILL_SPEC = SPEC.replace("epochs: 2", "epochs: 12")
+KILL_SPEC = SPEC.replace("epochs: 2", "epochs: 30")
 
 
 def _table(path: Path) -> list[dict]:
@@ -106,36 +106,40 @@ def _epochs_done(out: Path) -> int:
     return total
 
 
-def _kill_after_progress(cmd: list[str], out: Path, delay: float) -> None:
+def _kill_after_progress(cmd: list[str], out: Path, delay: float) -> bool:
     """Start ``cmd``; once it has finished an epoch (past start-up), wait ``delay`` seconds and SIGKILL its
-    whole process group (the main process and its workers)."""
+    whole process group (the main process and its workers). False if it finished before the kill."""
     before = _epochs_done(out)
     proc = popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_for(lambda: _epochs_done(out) > before or proc.poll() is not None, 120)
     time.sleep(delay)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the grid finished before the kill"
+    assert proc.returncode in (0, -signal.SIGKILL)
+    return proc.returncode == -signal.SIGKILL
 
 
 def test_kill_and_resume_equals_uninterrupted(kill_reference, tmp_path):
-    """SIGKILL of the whole process group at random points (seeded), three times, alternating one and two
-    workers; then the same command again: the table equals an uninterrupted run's, finished runs untouched."""
+    """SIGKILL of the whole process group at random points (seeded), three times, with one worker and with two;
+    then the same command again: the table equals an uninterrupted run's, finished runs untouched."""
     spec, ref_out = kill_reference
     out = tmp_path / "bench"
     rng = random.Random(20)
     first_finished = None
     rows_before: dict[str, dict] = {}
     finished: dict[Path, bytes] = {}
-    for jobs in ["2", "1", "1"]:  # one kill with two workers; two cheaper ones (a worker costs a torch import)
-        _kill_after_progress(bench_cmd(spec, out, "--jobs", jobs), out, rng.uniform(0.0, 0.4))
+    # one kill with two workers (which resume what the first kill left), two cheaper ones: every process imports
+    # torch, which is most of this test's time
+    for jobs in ["1", "2", "1"]:
+        if not _kill_after_progress(bench_cmd(spec, out, "--jobs", jobs), out, rng.uniform(0.0, 0.4)):
+            break  # (a fast machine finished the grid: nothing left to kill)
         finished.update({p: p.read_bytes() for p in out.rglob("metrics.json") if p not in finished})
         if first_finished is None:
             first_finished = len(finished)
         if (out / "results.csv").exists():
             rows_before.update({r["run_dir"]: r for r in _table(out)})
     assert first_finished < 6, "the first kill should land mid-grid"
-    done = subprocess.run(bench_cmd(spec, out, "--jobs", "2"), env=env(), capture_output=True, text=True,
+    done = subprocess.run(bench_cmd(spec, out, "--jobs", "1"), env=env(), capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert {p: p.read_bytes() for p in finished} == finished  # finished runs untouched

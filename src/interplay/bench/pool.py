@@ -213,8 +213,10 @@ class WorkerPool:
             with contextlib.suppress(OSError, ValueError):
                 if w.key is None:
                     w.proc.kill()
-                else:
+                elif os.name == "posix":
                     os.kill(w.proc.pid, signal.SIGINT)
+                else:  # pragma: no cover - no SIGINT for another process: stop it outright
+                    w.proc.terminate()
         events: list[Event] = []
         deadline = time.monotonic() + grace
         while self.workers and time.monotonic() < deadline and not hurry():
@@ -232,7 +234,7 @@ class WorkerPool:
         """SIGKILL every worker and nothing else (safe inside a signal handler: no waiting, no bookkeeping)."""
         for w in list(self.workers):
             with contextlib.suppress(OSError):
-                os.kill(w.proc.pid, signal.SIGKILL)
+                os.kill(w.proc.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
 
     def kill(self) -> None:
         """SIGKILL every worker now (safe at any moment: run directories are written atomically)."""

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -367,6 +368,9 @@ def _execute(name: str, out: Path, runs: list[RunSpec], states: list[CellState],
 
     def handle(i: int, kind: str, value: Any) -> None:
         if kind == "busy":
+            if not schedule.owners and not quiet:
+                tqdm.write(f"bench: {runs[i].rel_dir} is being trained by {value}; this bench takes the other "
+                           f"cells and waits for the ones trained elsewhere at the end", file=sys.stderr)
             schedule.defer(i, value)
             bar.set_postfix(elsewhere=len(schedule.deferred), refresh=True)
             return

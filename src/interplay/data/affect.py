@@ -34,6 +34,7 @@ import os
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -539,4 +540,4 @@ def verify_affect(key: str, root: str | None) -> list[Check]:
 
 
 for _key in AFFECT_TASKS:
-    VERIFIERS.register(_key)(lambda root, _key=_key: verify_affect(_key, root))
+    VERIFIERS.register(_key)(partial(verify_affect, _key))

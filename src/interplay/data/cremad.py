@@ -454,14 +454,15 @@ def verify_cremad(root: str | None, prep: Preprocessing | None = None) -> list[C
     if not frames_root.is_dir():
         checks.append(Check(False, f"{frames_root}: directory not found; {WHERE}"))
     else:
-        missing, bad, counts = [], [], []
-        shape = None
+        missing, bad = [], []
+        per_clip: list[int] = []
+        shape: tuple[int, int] | None = None
         for clip in clips:
             files = list_frames(frames_root / clip, order="name")
             if not files:
                 missing.append(frames_root / clip)
                 continue
-            counts.append(len(files))
+            per_clip.append(len(files))
             try:
                 for f in {files[0], files[-1]}:
                     read_image(f, prep.image_size)
@@ -473,7 +474,8 @@ def verify_cremad(root: str | None, prep: Preprocessing | None = None) -> list[C
             checks.append(Check(False, f"{frames_root}: of {len(clips):,} listed clips {found}; {WHERE}"))
         else:
             checks.append(Check(True, f"{frames_root}: frames for all {len(clips):,} listed clips, "
-                                      f"{min(counts)}-{max(counts)} per clip, first frame {shape[0]}x{shape[1]}"))
+                                      f"{min(per_clip, default=0)}-{max(per_clip, default=0)} per clip"
+                                      + (f", first frame {shape[0]}x{shape[1]}" if shape else "")))
     return checks
 
 

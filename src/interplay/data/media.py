@@ -208,8 +208,8 @@ def read_image(path: Path, size: int) -> np.ndarray:
         raise ConfigError("reading images needs the optional dependency pillow (pip install pillow)") from None
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+            rgb = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(rgb, dtype=np.uint8)
     except Exception as exc:  # PIL raises OSError, SyntaxError, struct.error, ... on damaged files
         raise DataError(f"{path}: unreadable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
             from None

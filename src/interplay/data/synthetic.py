@@ -52,11 +52,11 @@ def parse_mix(mix: str | Mapping[str, float], allowed: tuple[str, ...], field: s
                 raise ConfigError(f"{field}: weight of {key.strip()!r} must be a number, got {value!r}") from None
     elif isinstance(mix, Mapping):
         items = {}
-        for key, value in mix.items():
+        for name, weight in mix.items():
             try:
-                items[str(key)] = float(value)
+                items[str(name)] = float(weight)
             except (TypeError, ValueError):
-                raise ConfigError(f"{field}: weight of {key!r} must be a number, got {value!r}") from None
+                raise ConfigError(f"{field}: weight of {name!r} must be a number, got {weight!r}") from None
     else:
         raise ConfigError(f"{field}: expected NAME=WEIGHT pairs, got {mix!r}")
     unknown = sorted(set(items) - set(allowed))

@@ -13,8 +13,9 @@ from ..models import MultimodalModel
 from ..objectives import EvalOutput, Objective, is_correct, pred_correct, to_prediction
 
 
-def _cat_dicts(parts: list[dict[str, Tensor] | None]) -> dict[str, Tensor] | None:
-    """Per-key concatenation of per-batch dicts; ``None`` unless every batch has one."""
+def concat_batches(parts: list[dict[str, Tensor] | None] | list[dict[str, Tensor]]) -> dict[str, Tensor] | None:
+    """Per-key concatenation of per-batch ``{name: (B, ...)}`` dicts; ``None`` unless every batch has a
+    non-empty one."""
     present = [p for p in parts if p]
     if not present or len(present) != len(parts):
         return None
@@ -43,8 +44,8 @@ def evaluate(objective: Objective, model: MultimodalModel, dataset: MultimodalDa
     return EvalOutput(
         logits=cat(logits), target=dataset.target.cpu(), index=torch.arange(len(dataset)),
         meta={k: v.cpu() for k, v in dataset.meta.items()},
-        unimodal_logits=_cat_dicts(uni),
-        extras={k: cat([e[k] for e in extras]) for k in extras[0]} if extras and extras[0] else {},
+        unimodal_logits=concat_batches(uni),
+        extras=concat_batches(extras) or {},
         task=getattr(objective.info, "task", "classification"))
 
 

@@ -42,7 +42,7 @@ from ..io import atomic_write_csv, atomic_write_json, read_json, to_jsonable
 from ..models import MultimodalModel, build_model
 from ..objectives import Objective, build_objective, to_prediction
 from .data_info import DATA_INFO_FILE, data_info_from_dict, data_info_to_dict, read_data_info, write_data_info
-from .evaluation import evaluate, prediction_rows, split_metrics
+from .evaluation import concat_batches, evaluate, prediction_rows, split_metrics
 from .seeding import rng_state, seed_everything, set_rng_state
 from .trainer import build_data, resolve_config
 
@@ -435,9 +435,7 @@ def predict(run: str | Path | LoadedRun, inputs: Mapping[str, Any], batch_size: 
     finally:
         for module, mode in modes:
             module.training = mode
-    return Predictions(torch.cat(logits), task,
-                       {k: torch.cat([u[k] for u in uni]) for k in uni[0]} if uni and uni[0] else None,
-                       {k: torch.cat([e[k] for e in extras]) for k in extras[0]} if extras and extras[0] else {})
+    return Predictions(torch.cat(logits), task, concat_batches(uni), concat_batches(extras) or {})
 
 
 def write_predictions(path: str | Path, preds: Predictions) -> None:

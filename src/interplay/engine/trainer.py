@@ -223,6 +223,10 @@ class Trainer:
         """Whether this process writes the run directory (rank 0 of a run with an ``out_dir``)."""
         return self.out is not None and self.is_main
 
+    def _written_dir(self) -> Path | None:
+        """The run directory if this process writes it (see :attr:`writes`), else ``None``."""
+        return self.out if self.writes else None
+
     # ------------------------------------------------------------------ run directory
     #: files that only training writes: their presence means the directory holds (part of) a run
     _RUN_ARTEFACTS = ("last.pt", "best.pt", "log.jsonl", "metrics.json", "predictions.csv")
@@ -310,9 +314,9 @@ class Trainer:
         stages = objective.stages(cfg.train.epochs)
         created = self._create_dir() if self.writes else []
         try:
-            if self.writes:
-                atomic_write_json(self.out / "env.json", environment(cfg, self.device))
-                write_data_info(self.out, data.info)
+            if (out := self._written_dir()) is not None:
+                atomic_write_json(out / "env.json", environment(cfg, self.device))
+                write_data_info(out, data.info)
             return self._run(stages)
         except BaseException:
             if self.writes:
@@ -481,8 +485,8 @@ class Trainer:
         state = {**self._weights(), "epoch": epoch + 1, "stage": stage, "val": val}
         if self.out is None or self.world > 1:
             self._best_state = copy.deepcopy(state)
-        if self.writes:
-            atomic_torch_save(self.out / "best.pt", state)
+        if (out := self._written_dir()) is not None:
+            atomic_torch_save(out / "best.pt", state)
 
     def _load_best(self) -> dict[str, Any]:
         state = self._best_state
@@ -522,13 +526,14 @@ class Trainer:
     def _save_last(self, optimizer: torch.optim.Optimizer, stage_index: int, epoch: int, best: float | None) -> None:
         if self.world > 1:
             dist.barrier()
-        if not self.writes:
+        out = self._written_dir()
+        if out is None:
             return
-        atomic_torch_save(self.out / "last.pt", {
+        atomic_torch_save(out / "last.pt", {
             **self._weights(), "optimizer": optimizer.state_dict(), "stage_index": stage_index, "epoch": epoch,
             "best_score": best, "steps": self._steps, "rng": rng_state(), "log": self.log,
             "train_time_s": self._elapsed()})
-        atomic_write_jsonl(self.out / "log.jsonl", self.log)
+        atomic_write_jsonl(out / "log.jsonl", self.log)
 
     def _load_last(self) -> dict[str, Any] | None:
         """Resume from ``last.pt`` (and check ``best.pt``, which the rest of the run needs). An empty, truncated
@@ -610,11 +615,11 @@ class Trainer:
                    "data": self.cfg.data.name, "seed": self.cfg.train.seed}
         metrics.update(self.objective.run_metrics())
         self.test_output = test_out
-        if self.writes:
+        if (out := self._written_dir()) is not None:
             header, rows = prediction_rows(test_out, info)
-            atomic_write_csv(self.out / "predictions.csv", header, rows)
-            atomic_write_jsonl(self.out / "log.jsonl", self.log)
-            atomic_write_json(self.out / "metrics.json", metrics)
+            atomic_write_csv(out / "predictions.csv", header, rows)
+            atomic_write_jsonl(out / "log.jsonl", self.log)
+            atomic_write_json(out / "metrics.json", metrics)
         return metrics
 
 

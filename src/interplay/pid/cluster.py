@@ -53,9 +53,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -574,7 +574,22 @@ def cluster_pid_dataset(dataset: LabelledData | Sequence[LabelledData] | Labelle
 
 
 @torch.no_grad()
-def embeddings_from(model: torch.nn.Module, dataset: LabelledData, *, batch_size: int = 512,
+class Encoder(Protocol):
+    """A model with per-modality encoders: ``encode({m: (B, ...)}) -> {m: (B, d_m)}`` (e.g. a
+    :class:`interplay.models.MultimodalModel`) and the ``nn.Module`` mode switches."""
+
+    training: bool
+
+    def encode(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+
+def embeddings_from(model: Encoder, dataset: LabelledData, *, batch_size: int = 512,
                     device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """Encoder outputs ``{m: (N, d_m)}`` (CPU float32) of a trained model on every sample of ``dataset``.
 

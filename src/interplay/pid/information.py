@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -72,6 +72,14 @@ def marginal(p: Any, keep: Sequence[int], *, batch_dims: int = 0) -> np.ndarray 
     if _is_torch(p):
         return p.sum(dim=drop)
     return p.sum(axis=drop)
+
+
+@overload
+def xlogx_sum(p: torch.Tensor, *, batch_dims: int = 0) -> torch.Tensor: ...
+
+
+@overload
+def xlogx_sum(p: Any, *, batch_dims: int = 0) -> np.ndarray: ...
 
 
 def xlogx_sum(p: Any, *, batch_dims: int = 0) -> np.ndarray | torch.Tensor:

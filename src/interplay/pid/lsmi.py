@@ -229,7 +229,9 @@ class GaussianMixture:
     def __init__(self, components: int = 8, *, reg: float = 1e-3, max_iter: int = 200, tol: float = 1e-6,
                  seed: int = 0) -> None:
         self.components, self.reg, self.max_iter, self.tol, self.seed = components, reg, max_iter, tol, seed
-        self.log_w = self.means = self.chol = None  # type: ignore[assignment]
+        self.log_w: Tensor = torch.empty(0)  # (K,), set by fit
+        self.means: Tensor = torch.empty(0)  # (K, d)
+        self.chol: Tensor = torch.empty(0)  # (K, d, d) Cholesky factors of the covariances
         self.iterations = 0
 
     def _log_joint(self, x: Tensor) -> Tensor:

@@ -280,13 +280,13 @@ def pointwise_pid(
     phi, d, source = _select_dual(Pb, lam, mu)
     l1, l2, l12, ly = _log_cond(Pb)
     pos = Pb > 0
-    terms = {
+    nats = {
         "redundancy": l1 + l2 - ly - phi,
         "unique1": phi - l2,
         "unique2": phi - l1,
         "synergy": l12 - phi,
     }
-    terms = {k: torch.where(pos, v, math.nan)[0].numpy() / LN2 for k, v in terms.items()}
+    terms = {k: torch.where(pos, v, math.nan)[0].numpy() / LN2 for k, v in nats.items()}
     py = Pb.sum((1, 2))
     hy = -torch.where(py > 0, py * torch.log(torch.where(py > 0, py, 1.0)), 0.0).sum(1)
     i_q = float(_i_q_nats(torch.from_numpy(result.q)[None])[0]) / LN2

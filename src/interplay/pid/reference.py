@@ -25,4 +25,4 @@ def cvxpy_i_min(P: np.ndarray) -> tuple[float, np.ndarray]:
     prob.solve(solver="CLARABEL")
     if prob.status != "optimal":
         raise RuntimeError(f"CVXPY reference did not solve to optimality: {prob.status}")
-    return float(prob.value) / math.log(2), np.stack([q.value for q in qs], -1)
+    return float(prob.value) / math.log(2), np.stack([np.asarray(q.value) for q in qs], -1)

@@ -737,7 +737,7 @@ def broja_batch(
         out = _broja_tensor(t, tol, max_iter)
     out = {k: v.clone() for k, v in out.items()}
     if not as_torch:
-        out = {k: v.cpu().numpy() for k, v in out.items()}
+        return PIDBatchResult(**{k: v.cpu().numpy() for k, v in out.items()})
     return PIDBatchResult(**out)
 
 

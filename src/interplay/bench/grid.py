@@ -96,10 +96,12 @@ class RunSpec:
 
     @property
     def hp_key(self) -> str:
+        """The searched hyperparameters as a directory name (``default`` without a search)."""
         return slug("_".join(f"{k}={v}" for k, v in sorted(self.hp.items()))) if self.hp else "default"
 
     @property
     def rel_dir(self) -> Path:
+        """The run directory inside the bench directory."""
         return Path("runs") / slug(self.dataset.label) / slug(self.method.label) / self.hp_key / f"seed{self.seed}"
 
     @property

@@ -100,14 +100,17 @@ class Cell:
 
     @property
     def run_dir(self) -> Path:
+        """The run directory (the trainer's format)."""
         return self.out / self.rel_dir
 
     @property
     def record_path(self) -> Path:
+        """``seed<k>.cell.json`` beside the run directory (inside it the trainer wants nothing but a run)."""
         return self.run_dir.with_name(self.run_dir.name + ".cell.json")
 
     @property
     def lock_path(self) -> Path:
+        """``seed<k>.lock`` beside the run directory."""
         return self.run_dir.with_name(self.run_dir.name + ".lock")
 
     def record(self) -> dict[str, Any] | None:
@@ -131,6 +134,7 @@ class Cell:
                 "legacy": True}
 
     def write_record(self, rec: dict[str, Any]) -> None:
+        """Replace the cell's record (atomically)."""
         atomic_write_json(self.record_path, rec)
 
 

@@ -106,7 +106,7 @@ def _worker_main(conn: Connection, parent_pid: int, fn: Callable[[Any], Any]) ->
         with contextlib.suppress(Exception):
             from multiprocessing import util
 
-            util._exit_function()
+            util._exit_function()  # type: ignore[attr-defined]
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -213,7 +213,7 @@ class WorkerPool:
             with contextlib.suppress(OSError, ValueError):
                 if w.key is None:
                     w.proc.kill()
-                elif os.name == "posix":
+                elif os.name == "posix" and w.proc.pid is not None:
                     os.kill(w.proc.pid, signal.SIGINT)
                 else:  # pragma: no cover - no SIGINT for another process: stop it outright
                     w.proc.terminate()
@@ -233,8 +233,9 @@ class WorkerPool:
     def signal_kill(self) -> None:
         """SIGKILL every worker and nothing else (safe inside a signal handler: no waiting, no bookkeeping)."""
         for w in list(self.workers):
-            with contextlib.suppress(OSError):
-                os.kill(w.proc.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+            if w.proc.pid is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(w.proc.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
 
     def kill(self) -> None:
         """SIGKILL every worker now (safe at any moment: run directories are written atomically)."""

@@ -226,7 +226,8 @@ def _plot_hp(plt, mrows: list[dict[str, Any]], hp: str, path: Path, title: str) 
     for key, label in keys:
         stats = [mean_std([_num(r.get(key)) for r in mrows if r.get(f"hp.{hp}") == v]) for v in values]
         ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=label)
-    if numeric and min(values) > 0 and max(values) / min(values) >= 20:
+    nums = [float(v) for v in values if v is not None] if numeric else []
+    if nums and min(nums) > 0 and max(nums) / min(nums) >= 20:
         ax.set_xscale("log")
     if not numeric:
         ax.set_xticks(xs, [str(v) for v in values])

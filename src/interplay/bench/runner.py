@@ -66,7 +66,7 @@ STOP_GRACE_S = 5.0
 class BenchInterrupted(KeyboardInterrupt):
     """The bench stopped on a signal; its directory is resumable. ``signum``: SIGINT or SIGTERM."""
 
-    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+    def __init__(self, message: str, signum: int = int(signal.SIGINT)) -> None:
         super().__init__(message)
         self.message = message
         self.signum = signum
@@ -299,7 +299,7 @@ class _Signals:
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
         self.count = 0
-        self.signum = signal.SIGINT
+        self.signum: int = int(signal.SIGINT)
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:

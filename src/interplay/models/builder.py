@@ -66,7 +66,6 @@ def build_model(cfg: ModelConfig, info: DataInfo) -> MultimodalModel:
     unimodal = None
     if cfg.unimodal_heads:
         unimodal = nn.ModuleDict({
-            m: nn.Sequential(mlp([d, *cfg.fusion_hidden], cfg.dropout),
-                             nn.Linear(cfg.fusion_hidden[-1] if cfg.fusion_hidden else d, info.num_classes))
+            m: mlp([d, *cfg.fusion_hidden, info.num_classes], cfg.dropout, last_activation=False)
             for m, d in dims.items()})
     return MultimodalModel(encoders, fusion, head, unimodal)

@@ -33,10 +33,19 @@ class Unimodal(Objective):
             raise ConfigError(f"method.modality: unknown modality {self.modality!r}; expected one of "
                               f"{', '.join(model.modalities)}")
 
+    @property
+    def chosen(self) -> str:
+        """The modality this model uses (known once :meth:`setup` has run)."""
+        if self.modality is None:
+            raise ConfigError("method unimodal: no modality chosen yet; call setup(model, data) first")
+        return self.modality
+
     def _logits(self, model: MultimodalModel, batch: Batch) -> torch.Tensor:
-        m = self.modality
+        m = self.chosen
         if m not in batch.inputs:
             model.encode(batch.inputs)  # raises the standard missing-modality error
+        if model.unimodal_heads is None:
+            raise ConfigError("method unimodal: needs the model's unimodal heads (model.unimodal_heads=true)")
         return model.unimodal_heads[m](model.encoders[m](batch.inputs[m]))
 
     def forward(self, model: MultimodalModel, batch: Batch, state: TrainState) -> ObjectiveOutput:
@@ -47,4 +56,4 @@ class Unimodal(Objective):
     @torch.no_grad()
     def predict(self, model: MultimodalModel, batch: Batch) -> Prediction:
         logits = self._logits(model, batch)
-        return Prediction(logits, {self.modality: logits})
+        return Prediction(logits, {self.chosen: logits})

@@ -124,3 +124,46 @@ def test_data_verify(capsys, tmp_path):
     assert code == 0 and "all 3 checks passed" in out
     code, _, err = run_cli(["data", "verify", "--data", "mfeat", "--data-root", str(tmp_path)], capsys)
     assert code == 2 and "mfeat-fac.csv.gz: file not found" in err and err.count("\n") == 1
+
+
+def _interplay(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "interplay.cli", *args], capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("command", [["data", "list"], ["methods"], ["bench", "--list"], ["--help"]])
+def test_closed_pipe_exits_quietly(command):
+    """`interplay data list | head -c 5`: the reader closes the pipe early; no traceback, exit 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "interplay.cli", *command], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert len(proc.stdout.read(5)) == 5
+    proc.stdout.close()  # like `head -c 5` exiting
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and err == ""
+
+
+def test_help_shows_defaults_and_two_examples():
+    from interplay.cli import EXAMPLES, build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(EXAMPLES) == set(commands)
+    for name, sub in commands.items():
+        text = sub.format_help()
+        examples = text.split("examples:")[1].strip().splitlines()
+        assert len(examples) == 2 and all(line.strip().startswith("interplay ") for line in examples), name
+    train = commands["train"].format_help()
+    assert "(default: 30;" in train and "(default: 64)" in train and "default: joint)" in train
+    assert "(default: 1)" in commands["bench"].format_help().replace("(default 1)", "(default: 1)")
+    proc = _interplay("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("interplay ")
+
+
+def test_no_progress_bar_frames_in_redirected_logs(tmp_path):
+    """Progress bars are drawn only on a terminal: stderr redirected to a file holds no carriage returns."""
+    log = tmp_path / "stderr.log"
+    with log.open("w") as fh:
+        code = subprocess.run([sys.executable, "-m", "interplay.cli", "train", "--data", "pid-xor", "--method",
+                               "joint", "--out", str(tmp_path / "run"), *[a for a in SMALL if a != "--quiet"],
+                               "--epochs", "2"], stdout=subprocess.DEVNULL, stderr=fh).returncode
+    assert code == 0 and "\r" not in log.read_text()

@@ -1,40 +1,88 @@
 """The ``interplay`` command line.
 
-    interplay train   --data NAME [--mix k=v,...] --method NAME [--epochs N] [--seed S] [--set key=value ...] --out DIR
-    interplay bench   FILE.yaml --out DIR [--seeds N] [--jobs J]
-    interplay report  DIR
-    interplay pid     --pmf FILE.npy | --data NAME [--mix ...] --estimator cluster|lsmi [--out DIR]
+    interplay [--plugin MODULE ...] COMMAND ...
+    interplay train    --data NAME [--mix k=v,...] --method NAME [--epochs N] [--seed S] [--set key=value ...] --out DIR
+    interplay evaluate DIR [--data NAME] [--set data.KEY=VALUE ...] --out E
+    interplay predict  DIR --inputs FILE.npz|FILE.pt --out preds.csv
+    interplay bench    FILE.yaml|PRESET --out DIR [--seeds N] [--jobs J] [--rerun-changed] | --list
+    interplay report   DIR
+    interplay pid      --pmf FILE.npy | --data NAME [--mix ...] --estimator NAME [--set estimator.KEY=VALUE] [--out DIR]
     interplay methods
-    interplay data list
+    interplay data     list | verify --data NAME --data-root PATH
 
-Bad input exits with status 2 and one line on stderr; Ctrl-C exits 130 leaving a resumable directory.
+Bad input exits with status 2 and one line on stderr; Ctrl-C exits 130 leaving a resumable directory; a closed
+output pipe (``interplay data list | head``) ends the command quietly with status 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from .errors import ConfigError, InterplayError
 
+#: two examples per subcommand, shown at the end of its --help
+EXAMPLES: dict[str, tuple[str, str]] = {
+    "train": ("interplay train --data pid-xor --mix redundant=0.9,synergistic=0.1 --method synib --out runs/synib",
+              "interplay train --data gaussian-split --set data.preset=sim1 --method omib --set method.beta=0.01 "
+              "--epochs 50 --seed 1 --out runs/omib"),
+    "evaluate": ("interplay evaluate runs/synib --out runs/synib-eval",
+                 "interplay evaluate runs/synib --data pid-xor --set data.mix=synergistic=1 --out runs/synib-syn"),
+    "predict": ("interplay predict runs/synib --inputs new_samples.npz --out preds.csv",
+                "interplay predict runs/synib --inputs new_samples.pt --out preds.csv --device cuda"),
+    "pid": ("interplay pid --pmf table.npy",
+            "interplay pid --data pid-xor --mix redundant=0.5,synergistic=0.5 --estimator cluster --out runs/pid"),
+    "methods": ("interplay methods", "interplay --plugin my_method.py methods"),
+    "data": ("interplay data list", "interplay data verify --data mosi --data-root ~/data/mosi"),
+    "bench": ("interplay bench --list", "interplay bench demo --out runs/demo --jobs 2"),
+    "report": ("interplay report runs/demo",
+               "interplay bench synib_xor --out runs/synib_xor --seeds 3 --jobs 2 && interplay report runs/synib_xor"),
+}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks and appends ``(default: X)`` to options whose default is a real value
+    (not ``None``, ``False`` or an empty list: those mean "unset" or "off")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and "%(default)" not in text and "default" not in text
+                and default not in (None, False, [], argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _add_examples(sub: argparse._SubParsersAction) -> None:
+    """Give every subcommand the shared formatter and its two examples."""
+    for name, parser in sub.choices.items():
+        parser.formatter_class = HelpFormatter
+        if name in EXAMPLES:
+            parser.epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
+
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
+    from .config import RunConfig
+
+    d = RunConfig()  # the defaults, shown in --help (flags left out keep them)
     p = sub.add_parser("train", help="train one method on one dataset into a run directory",
                        description="Train one method on one dataset. Precedence: defaults < --config < flags < --set.")
-    p.add_argument("--data", help="dataset name (see `interplay data list`)")
+    p.add_argument("--data", help=f"dataset name (see `interplay data list`; default: {d.data.name})")
     p.add_argument("--data-root", help="directory of a dataset's local copy")
     p.add_argument("--mix", help="pid-xor source mix, e.g. redundant=0.9,synergistic=0.1 (= --set data.mix=...)")
-    p.add_argument("--method", help="method name (see `interplay methods`)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--n-train", type=int, help="training samples including validation")
-    p.add_argument("--n-test", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--method", help=f"method name (see `interplay methods`; default: {d.method.name})")
+    p.add_argument("--epochs", type=int, help=f"epochs (default: {d.train.epochs}; split across a method's stages)")
+    p.add_argument("--seed", type=int,
+                   help=f"seed of the data split, initialisation and order (default: {d.train.seed})")
+    p.add_argument("--n-train", type=int, help="training samples including validation (default: the dataset's)")
+    p.add_argument("--n-test", type=int, help="test samples (default: the dataset's)")
+    p.add_argument("--batch-size", type=int, help=f"batch size (default: {d.train.batch_size})")
+    p.add_argument("--lr", type=float, help=f"learning rate (default: {d.train.lr:g})")
+    p.add_argument("--device", help=f"cpu, cuda, cuda:N or auto (default: {d.train.device})")
     p.add_argument("--devices", type=int, help="data-parallel processes (DDP; gloo on CPU, NCCL on CUDA)")
     p.add_argument("--strategy", choices=["auto", "ddp"], help="multi-device strategy (ddp)")
     p.add_argument("--config", help="YAML file with data/model/method/train sections")
@@ -48,7 +96,11 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="interplay", description="Learning and measuring multimodal interactions.")
+    parser = argparse.ArgumentParser(prog="interplay", description="Learning and measuring multimodal interactions.",
+                                     formatter_class=HelpFormatter,
+                                     epilog="examples:\n  interplay bench demo --out runs/demo --jobs 2\n"
+                                            "  interplay train --data pid-xor --method synib --out runs/synib\n"
+                                            "`interplay COMMAND --help` shows each command's options and examples")
     parser.add_argument("--version", action="version", version=f"interplay {_version()}")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import a plugin first (module name or .py path; repeatable): it may register "
@@ -79,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="move cells run with other settings to OUT/stale/ and train them again")
     bench.add_argument("--quiet", action="store_true")
     report = sub.add_parser("report", help="Markdown report with tables and plots of a bench directory")
-    report.add_argument("dir")
+    report.add_argument("dir", help="bench directory written by `interplay bench`")
+    _add_examples(sub)
     return parser
 
 
@@ -354,10 +407,33 @@ COMMANDS = {"train": cmd_train, "methods": cmd_methods, "data": cmd_data, "bench
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `interplay data list | head`: the reader has all it wanted
+        _discard_stdout()
+        return 0
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (e.g. captured output): nothing to flush into a pipe
+        pass
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _load_plugins(args)
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        raise
     except InterplayError as exc:
         print(f"interplay: error: {exc}", file=sys.stderr)
         return 2

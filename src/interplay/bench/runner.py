@@ -359,7 +359,7 @@ def _execute(name: str, out: Path, runs: list[RunSpec], states: list[CellState],
     tasks = {i: {"out": str(out), "rel_dir": str(runs[i].rel_dir), "config": runs[i].config.to_dict(),
                  "fingerprint": fingerprint(runs[i].config)} for i in pending}
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc=f"bench {name}", unit="run",
-               disable=quiet, dynamic_ncols=True)
+               disable=True if quiet else None, dynamic_ncols=True)
     failed: list[tuple[str, str]] = []
     walls: list[float] = []
     counts = {"elsewhere": 0, "stopped": 0}

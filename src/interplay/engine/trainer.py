@@ -330,9 +330,9 @@ class Trainer:
         resume = self._load_last()
         start_stage, start_epoch = (resume["stage_index"], resume["epoch"]) if resume else (0, 0)
         self._time_before = float(resume.get("train_time_s", 0.0)) if resume else 0.0
-        bar = tqdm(total=total, initial=start_epoch, disable=self.quiet or not self.is_main, desc=cfg.method.name,
-                   unit="epoch",
-                   dynamic_ncols=True, leave=False)
+        # disable=None: a bar only when stderr is a terminal (redirected logs get no carriage-return frames)
+        bar = tqdm(total=total, initial=start_epoch, disable=True if self.quiet or not self.is_main else None,
+                   desc=cfg.method.name, unit="epoch", dynamic_ncols=True, leave=False)
         epoch = start_epoch
         self._t0 = time.perf_counter()
         for si, stage in enumerate(stages):

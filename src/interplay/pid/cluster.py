@@ -439,7 +439,7 @@ def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDR
 
     rng = np.random.default_rng(seed + 2)
     total = permutations + bootstrap
-    bar = tqdm(total=total, desc="cluster PID (null + bootstrap)", unit="pmf", disable=quiet or total == 0,
+    bar = tqdm(total=total, desc="cluster PID (null + bootstrap)", unit="pmf", disable=True if quiet or total == 0 else None,
                leave=False)
     null: dict[str, np.ndarray] = {}
     cond = np.zeros(0)

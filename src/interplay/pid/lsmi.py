@@ -497,7 +497,7 @@ def _lsmi(train: LabelledData, test: LabelledData, val: LabelledData | None, s: 
     xs = {k: (flat(train, k), flat(val, k), flat(test, k)) for k in (m1, m2)}
     joint = tuple(torch.cat([a, b], 1) for a, b in zip(xs[m1], xs[m2]))
     inputs = {"1": xs[m1], "2": xs[m2], "12": joint}
-    bar = tqdm(total=3 * epochs + 2, desc="lsmi", unit="epoch", disable=quiet, leave=False)
+    bar = tqdm(total=3 * epochs + 2, desc="lsmi", unit="epoch", disable=True if quiet else None, leave=False)
     logq: dict[str, Tensor] = {}
     accuracy: dict[str, float] = {}
     y_test = ys[2]

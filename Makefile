@@ -10,7 +10,7 @@ PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv install install-dev demo test lint clean
+.PHONY: venv install install-dev demo test lint typecheck clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,10 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.installed-dev lint
+typecheck: $(VENV)/.installed-dev
+	$(VENV)/bin/mypy
+
+test: $(VENV)/.installed-dev lint typecheck
 	$(VENV)/bin/python -m pytest -q
 
 clean:

@@ -212,7 +212,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 # ---------------------------------------------------------------------------------------- schemas
 def signature_schema(fn: Callable[..., Any], skip: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
     """``name -> (type annotation, default)`` for the keyword parameters of ``fn`` (a function or class)."""
-    target = fn.__init__ if inspect.isclass(fn) else fn  # type: ignore[misc]
+    target = fn.__init__ if inspect.isclass(fn) else fn
     hints = typing.get_type_hints(target)
     schema: dict[str, tuple[Any, Any]] = {}
     for name, p in inspect.signature(target).parameters.items():

@@ -35,6 +35,7 @@ import yaml
 from .._version import __version__
 from ..config import RunConfig
 from ..io import atomic_write_json, read_json, to_jsonable
+from .tables import flatten
 
 try:  # POSIX
     import fcntl
@@ -61,15 +62,6 @@ def digest(fp: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: obj}
-
-
 _UNSET = object()
 
 
@@ -82,7 +74,7 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out = []
     if old.get("interplay") is not None and old.get("interplay") != new.get("interplay"):
         out.append(f"{VERSION_FIELD}: {old.get('interplay')} -> {new.get('interplay')}")
-    a, b = _flat(old.get("config") or {}), _flat(new.get("config") or {})
+    a, b = flatten(old.get("config") or {}), flatten(new.get("config") or {})
     for key in list(a) + [k for k in b if k not in a]:
         va, vb = a.get(key, _UNSET), b.get(key, _UNSET)
         if va != vb:

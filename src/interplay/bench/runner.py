@@ -56,6 +56,7 @@ from .grid import RunSpec, load_spec, plan
 from .ledger import Cell, CellLock, CellState, cell_state, digest, fingerprint, move_aside, new_record
 from .pool import WorkerPool
 from .presets import resolve_preset
+from .tables import flatten
 
 #: seconds between two looks at a cell that another process is training
 BUSY_RETRY_S = 0.5
@@ -125,16 +126,6 @@ def attempt_cell(task: dict[str, Any]) -> tuple[str, Any]:
         record.update(status="finished")
         cell.write_record(record)
         return "trained", wall
-
-
-def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"test": {"accuracy": 1}}`` -> ``{"test.accuracy": 1}``."""
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: obj}
 
 
 def _validation_score(metrics: dict[str, Any], select_metric: str) -> float:

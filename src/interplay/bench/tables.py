@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 
 def mean_std(values: Sequence[float | None]) -> tuple[float, float, int]:
@@ -37,3 +38,13 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown
         return "\n".join([line(r).replace(" | ", "  ").rstrip() if r is not None else sep
                           for r in [cells[0], None, *cells[1:]]])
     return "\n".join([line(cells[0]), sep, *[line(r) for r in cells[1:]]])
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level of dotted keys: ``{"test": {"accuracy": 1}}`` -> ``{"test.accuracy": 1}``."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: obj}

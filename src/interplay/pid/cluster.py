@@ -63,7 +63,14 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
 from ..estimators import as_2d
-from .estimator import LabelledData, LabelledSplits, pick_pair, register_estimator
+from .estimator import (
+    LabelledData,
+    LabelledSplits,
+    pick_pair,
+    register_estimator,
+    settings_with,
+    store_tuples,
+)
 from .results import PIDResult
 from .solver import broja, broja_batch
 
@@ -247,22 +254,8 @@ class ClusterSettings:
     chunk: int = 50
     quiet: bool = True
 
-    def __post_init__(self) -> None:  # sequences given as lists (e.g. from the command line) stored as tuples
-        for name in ("modalities", "k"):
-            value = getattr(self, name)
-            if isinstance(value, list):
-                object.__setattr__(self, name, tuple(value))
-
-
-def _settings(settings: ClusterSettings | None, overrides: Mapping[str, Any], where: str) -> ClusterSettings:
-    base = ClusterSettings() if settings is None else settings
-    if not overrides:
-        return base
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(ClusterSettings)})
-    if unknown:
-        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r}; the options are the fields "
-                        f"of ClusterSettings")
-    return dataclasses.replace(base, **overrides)
+    def __post_init__(self) -> None:
+        store_tuples(self, ("modalities", "k"))
 
 
 # ---------------------------------------------------------------------------------------------- result
@@ -376,7 +369,7 @@ def cluster_pid(x1: Any, x2: Any, y: Any, settings: ClusterSettings | None = Non
         ConfigError: invalid ``k``, ``permutations``, ``bootstrap``, ``ci_level``.
         TypeError: an option that is not a field of :class:`ClusterSettings`.
     """
-    return _cluster_arrays(x1, x2, y, _settings(settings, options, "cluster_pid"))
+    return _cluster_arrays(x1, x2, y, settings_with(ClusterSettings, settings, options, "cluster_pid"))
 
 
 def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDResult:
@@ -439,8 +432,8 @@ def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDR
 
     rng = np.random.default_rng(seed + 2)
     total = permutations + bootstrap
-    bar = tqdm(total=total, desc="cluster PID (null + bootstrap)", unit="pmf", disable=True if quiet or total == 0 else None,
-               leave=False)
+    bar = tqdm(total=total, desc="cluster PID (null + bootstrap)", unit="pmf",
+               disable=True if quiet or total == 0 else None, leave=False)
     null: dict[str, np.ndarray] = {}
     cond = np.zeros(0)
     if permutations:
@@ -570,7 +563,8 @@ def cluster_pid_dataset(dataset: LabelledData | Sequence[LabelledData] | Labelle
     """
     if modalities is not None:
         options["modalities"] = tuple(modalities)
-    return estimate_cluster(dataset, _settings(settings, options, "cluster_pid_dataset"), embeddings=embeddings)
+    return estimate_cluster(dataset, settings_with(ClusterSettings, settings, options, "cluster_pid_dataset"),
+                            embeddings=embeddings)
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ import dataclasses
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 from torch import Tensor
 
@@ -189,6 +189,32 @@ def _tuples(value: Any, annotation: Any) -> Any:
                                        for a in typing.get_args(annotation)))):
         return tuple(value)
     return value
+
+
+SettingsT = TypeVar("SettingsT")
+
+
+def settings_with(cls: type[SettingsT], settings: SettingsT | None, overrides: Mapping[str, Any],
+                  where: str) -> SettingsT:
+    """``settings`` (default: ``cls()``) with the keyword ``overrides`` of a keyword-argument wrapper such as
+    ``cluster_pid(..., k=8)``; an unknown keyword is a ``TypeError``, as for any Python function named ``where``."""
+    base = cls() if settings is None else settings
+    if not overrides:
+        return base
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cast(Any, cls))})
+    if unknown:
+        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r}; the options are the fields "
+                        f"of {cls.__name__}")
+    return cast(SettingsT, dataclasses.replace(cast(Any, base), **overrides))
+
+
+def store_tuples(settings: Any, names: Sequence[str]) -> None:
+    """In a frozen settings dataclass's ``__post_init__``: store the fields ``names`` given as lists (e.g. from
+    the command line or YAML) as tuples, so that settings stay hashable and compare equal."""
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, list):
+            object.__setattr__(settings, name, tuple(value))
 
 
 def make_settings(cls: type[Any], params: Mapping[str, Any], *, base: Any = None, section: str = "estimator",

@@ -49,7 +49,7 @@ import copy
 import dataclasses
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -60,7 +60,14 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, DataError
 from ..layers import mlp
 from .cluster import kmeans
-from .estimator import LabelledData, LabelledSplits, pick_pair, register_estimator
+from .estimator import (
+    LabelledData,
+    LabelledSplits,
+    pick_pair,
+    register_estimator,
+    settings_with,
+    store_tuples,
+)
 
 __all__ = [
     "GaussianMixture",
@@ -360,22 +367,8 @@ class LSMISettings:
     seed: int = 0
     quiet: bool = True
 
-    def __post_init__(self) -> None:  # sequences given as lists (e.g. from the command line) stored as tuples
-        for name in ("modalities", "hidden"):
-            value = getattr(self, name)
-            if isinstance(value, list):
-                object.__setattr__(self, name, tuple(value))
-
-
-def _settings(settings: LSMISettings | None, overrides: Mapping[str, Any], where: str) -> LSMISettings:
-    base = LSMISettings() if settings is None else settings
-    if not overrides:
-        return base
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(LSMISettings)})
-    if unknown:
-        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r}; the options are the fields "
-                        f"of LSMISettings")
-    return dataclasses.replace(base, **overrides)
+    def __post_init__(self) -> None:
+        store_tuples(self, ("modalities", "hidden"))
 
 
 # ---------------------------------------------------------------------------------------------- result
@@ -450,7 +443,7 @@ def lsmi(train: LabelledData, test: LabelledData, val: LabelledData | None = Non
     Returns:
         :class:`LSMIResult` with ``(N_test,)`` tensors.
     """
-    return _lsmi(train, test, val, _settings(settings, options, "lsmi"))
+    return _lsmi(train, test, val, settings_with(LSMISettings, settings, options, "lsmi"))
 
 
 def _lsmi(train: LabelledData, test: LabelledData, val: LabelledData | None, s: LSMISettings) -> LSMIResult:
@@ -570,4 +563,4 @@ def estimate_lsmi(data: LabelledSplits, settings: LSMISettings) -> LSMIResult:
 def lsmi_splits(splits: LabelledSplits, settings: LSMISettings | None = None, **options: Any) -> LSMIResult:
     """:func:`lsmi` fitted on ``splits.train`` (``splits.val`` for early stopping), evaluated on ``splits.test``:
     :func:`estimate_lsmi` with keyword options (fields of :class:`LSMISettings`)."""
-    return estimate_lsmi(splits, _settings(settings, options, "lsmi_splits"))
+    return estimate_lsmi(splits, settings_with(LSMISettings, settings, options, "lsmi_splits"))

@@ -177,3 +177,30 @@ def test_unimodal_reference_models_give_agreement_groups(tmp_path):
                       train={"unimodal_from": str(tmp_path / "r" / "unimodal")})
     with pytest.raises(ConfigError, match="test samples differ"):
         train(bad)
+
+
+@pytest.mark.parametrize("check_every, calls", [(4, 10), (1000, 12)])
+def test_non_finite_loss_ends_the_run_without_a_sync_per_step(monkeypatch, check_every, calls):
+    """The loss is looked at every ``NONFINITE_CHECK_EVERY`` steps and at the end of each epoch (never once per
+    step); the one-line error names the first non-finite value and its epoch (6 steps per epoch here)."""
+    import interplay.engine.trainer as trainer_module
+
+    original, seen = trainer_module.wrap, []
+
+    def poisoned(model, objective, device):
+        step = original(model, objective, device)
+
+        def call(batch, state):
+            out = step(batch, state)
+            seen.append(1)
+            if len(seen) >= 8:  # epoch 2, second step: inf, then nan
+                out.loss = out.loss * (float("inf") if len(seen) == 8 else float("nan"))
+            return out
+
+        return call
+
+    monkeypatch.setattr(trainer_module, "wrap", poisoned)
+    monkeypatch.setattr(TrainerClass, "NONFINITE_CHECK_EVERY", check_every)
+    with pytest.raises(FloatingPointError, match=r"^loss became inf at epoch 2 \(method joint\); lower train.lr"):
+        train(make_config(epochs=3))
+    assert len(seen) == calls

@@ -4,8 +4,9 @@
 (gloo on CPU, NCCL on CUDA); under ``torchrun`` the process group from the environment is used as is.
 Each rank takes its slice of every global batch (the same shuffled order on every rank, so the global batch
 matches a single-process run with the same ``train.batch_size``); DDP averages the gradients; objectives
-whose per-batch statistics drive the loss reduce them across ranks (OGM-GE's scores, OMIB's r); rank 0 writes
-the run directory.
+whose per-batch statistics drive the loss reduce them across ranks (OGM-GE's scores, OMIB's r); the epoch's
+training sums (loss, loss terms, correct counts) and the objectives' epoch statistics (``log_epoch``: sums and
+weights) are summed across ranks once per epoch before they are logged; rank 0 writes the run directory.
 """
 
 from __future__ import annotations
@@ -59,13 +60,21 @@ def wrap(model: nn.Module, objective: Objective, device: torch.device):
     return lambda batch, state: objective(model, batch, state)
 
 
+def all_reduce_tensor(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed across ranks (a new tensor; ``t`` itself without a process group)."""
+    if not is_distributed():
+        return t
+    t = t.clone()
+    dist.all_reduce(t)
+    return t
+
+
 def all_reduce_sums(values: dict[str, float], device: torch.device) -> dict[str, float]:
     """Sum every value across ranks (identity without a process group)."""
     if not is_distributed() or not values:
         return values
     keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
+    t = all_reduce_tensor(torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device))
     return dict(zip(keys, t.tolist()))
 
 

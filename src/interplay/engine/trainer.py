@@ -30,7 +30,6 @@ import platform
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,7 @@ from ..metrics import selection_metric, selection_score
 from ..models import MultimodalModel, build_model
 from ..objectives import Objective, Stage, TrainState, build_objective, method_params
 from .data_info import DATA_INFO_FILE, write_data_info
-from .distributed import all_reduce_sums, is_distributed, rank_and_world, spawn_fit, wrap
+from .distributed import all_reduce_tensor, is_distributed, rank_and_world, spawn_fit, wrap
 from .evaluation import EvalOutput, evaluate, is_correct, prediction_rows, split_metrics
 from .seeding import epoch_generator, rng_state, seed_everything, set_rng_state
 
@@ -423,24 +422,39 @@ class Trainer:
     # ------------------------------------------------------------------ epochs
     _steps = 0
 
+    #: single process: how often (in steps) a non-finite loss is looked for during an epoch (one host sync each
+    #: time; the epoch's end always checks). Under DDP only the epoch's end checks, on the reduced flag, so that
+    #: every rank stops together.
+    NONFINITE_CHECK_EVERY = 64
+
     def _train_epoch(self, optimizer: torch.optim.Optimizer, state: TrainState) -> dict[str, Any]:
+        """One epoch. Loss, loss terms (weighted by batch size) and correct counts are accumulated on the device
+        (float64, detached) and read once at the end of the epoch (one all-reduce under DDP): no step waits for
+        the device, except the non-finite-loss look every :attr:`NONFINITE_CHECK_EVERY` steps."""
         cfg, objective, model = self.cfg, self.objective, self.model
         self._set_train_mode()
-        sums: dict[str, float] = defaultdict(float)
         t0 = time.perf_counter()
         params = [p for g in optimizer.param_groups for p in g["params"]]
         gen = epoch_generator(cfg.train.seed, state.epoch)
         precision = PRECISIONS[cfg.train.precision]
         autocast = precision is not None and (self.device.type == "cuda" or precision is torch.bfloat16)
         scaler = torch.amp.GradScaler(self.device.type, enabled=precision is torch.float16 and autocast)
-        for idx in self.data.train.index_batches(cfg.train.batch_size, shuffle=True, generator=gen):
+        objective.reduce_epoch_sums = all_reduce_tensor if self.world > 1 else None
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        n_seen = 0
+        loss_sum = zero.clone()
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        part_sums: dict[str, torch.Tensor] = {}
+        first_bad = zero.clone()  # follows the loss until it is non-finite, then keeps that value
+        for i, idx in enumerate(self.data.train.index_batches(cfg.train.batch_size, shuffle=True, generator=gen)):
             # every rank sees the same global order and takes its slice of each global batch
             batch = self.data.train.batch(idx.tensor_split(self.world)[self.rank] if self.world > 1 else idx)
             with torch.autocast(self.device.type, dtype=precision, enabled=autocast):
                 out = self._step_fn(batch, state)
-            if not torch.isfinite(out.loss):
-                raise FloatingPointError(f"loss became {float(out.loss)} at epoch {state.epoch + 1} "
-                                         f"(method {cfg.method.name}); lower train.lr or check the inputs")
+            loss = out.loss.detach().double()
+            first_bad = torch.where(torch.isfinite(first_bad), loss, first_bad)
+            if self.world == 1 and (i + 1) % self.NONFINITE_CHECK_EVERY == 0:
+                self._check_finite(first_bad, state)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(out.loss).backward()
             scaler.unscale_(optimizer)
@@ -452,19 +466,29 @@ class Trainer:
             self._steps += 1
             state.step = self._steps
             b = len(batch)
-            sums["_n"] += b
-            sums["loss"] += float(out.loss.detach()) * b
+            n_seen += b
+            loss_sum += loss * b
             for k, v in out.parts.items():
-                sums[k] += float(v) * b
-            sums["_correct"] += int(is_correct(out.logits.detach().float(), batch.target,
-                                               self.data.info.task).sum())
-        sums = all_reduce_sums(dict(sums), self.device)
-        n_seen = max(sums.pop("_n", 0.0), 1.0)
-        train = {k: v / n_seen for k, v in sums.items() if k != "_correct"}
-        train["accuracy"] = sums.get("_correct", 0.0) / n_seen
+                part_sums[k] = part_sums.get(k, zero) + v.detach().double() * b
+            correct += is_correct(out.logits.detach().float(), batch.target, self.data.info.task).sum()
+        keys = list(part_sums)
+        packed = torch.stack([first_bad, torch.tensor(float(n_seen), dtype=torch.float64, device=self.device),
+                              loss_sum, correct.double(), *(part_sums[k] for k in keys)])
+        if self.world > 1:
+            packed = all_reduce_tensor(packed)
+        self._check_finite(packed[0], state)
+        _, n, loss_total, correct_total, *parts = packed.tolist()
+        n = max(n, 1.0)
+        train = {"loss": loss_total / n, **{k: v / n for k, v in zip(keys, parts)}, "accuracy": correct_total / n}
         return {"epoch": state.epoch + 1, "stage": state.stage, "stage_epoch": state.stage_epoch + 1,
                 "lr": optimizer.param_groups[0]["lr"], "time_s": round(time.perf_counter() - t0, 4),
                 "train": train, "objective": objective.pop_epoch_logs()}
+
+    def _check_finite(self, value: torch.Tensor, state: TrainState) -> None:
+        """Raise the one-line :class:`FloatingPointError` if ``value`` (the first non-finite loss) is not finite."""
+        if not bool(torch.isfinite(value)):
+            raise FloatingPointError(f"loss became {float(value)} at epoch {state.epoch + 1} "
+                                     f"(method {self.cfg.method.name}); lower train.lr or check the inputs")
 
     def _evaluate(self, split: str) -> EvalOutput:
         return evaluate(self.objective, self.model, getattr(self.data, split), max(self.cfg.train.batch_size, 256),

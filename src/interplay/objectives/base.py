@@ -134,8 +134,10 @@ class Objective(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.info: DataInfo | None = None
-        self._epoch_sums: dict[str, float] = defaultdict(float)
+        self._epoch_sums: dict[str, Tensor | float] = defaultdict(float)
         self._epoch_counts: dict[str, float] = defaultdict(float)
+        #: set by the engine under DDP: sums a float64 tensor across ranks (the epoch statistics' sums and counts)
+        self.reduce_epoch_sums: Callable[[Tensor], Tensor] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self, model: MultimodalModel, data: DataSplits) -> None:
@@ -189,12 +191,30 @@ class Objective(nn.Module):
         return F.cross_entropy(logits, target, reduction=reduction)
 
     def log_epoch(self, name: str, value: Tensor | float, weight: float = 1.0) -> None:
-        """Accumulate a weighted mean over the epoch (reported in log.jsonl by the engine)."""
-        self._epoch_sums[name] += float(value) * weight
+        """Accumulate a weighted mean over the epoch (reported in log.jsonl by the engine). A tensor ``value``
+        is accumulated on its device (float64, detached): logging never waits for the device."""
+        if isinstance(value, Tensor):
+            self._epoch_sums[name] = self._epoch_sums[name] + value.detach().double() * weight
+        else:
+            self._epoch_sums[name] += float(value) * weight
         self._epoch_counts[name] += weight
 
     def pop_epoch_logs(self) -> dict[str, float]:
-        out = {k: self._epoch_sums[k] / max(self._epoch_counts[k], 1e-12) for k in self._epoch_sums}
+        """The epoch's weighted means (summed over every rank under DDP: sums and weights, through
+        :attr:`reduce_epoch_sums`), and a fresh epoch. Reads the device once."""
+        keys = sorted(self._epoch_sums)
+        out: dict[str, float] = {}
+        if keys:
+            sums = [torch.as_tensor(self._epoch_sums[k], dtype=torch.float64).reshape(()) for k in keys]
+            device = next((v.device for v in sums if v.device.type != "cpu"), torch.device("cpu"))
+            counts = torch.tensor([float(self._epoch_counts[k]) for k in keys], dtype=torch.float64)
+            packed = torch.cat([torch.stack([v.to(device) for v in sums]), counts.to(device)])
+            if self.reduce_epoch_sums is not None:
+                packed = self.reduce_epoch_sums(packed)
+            values = packed.tolist()
+            n = len(keys)
+            means = {k: values[i] / max(values[n + i], 1e-12) for i, k in enumerate(keys)}
+            out = {k: means[k] for k in self._epoch_sums}  # in logging order
         self._epoch_sums.clear()
         self._epoch_counts.clear()
         return out

@@ -88,6 +88,19 @@ class TrainConfig:
     # validation metric that picks the best checkpoint; "auto": accuracy (classification) or mae (regression);
     # loss and mae are minimised, everything else maximised
     select_metric: str = "auto"
+    # learning-rate schedule, fresh for each stage and set per epoch (from the epoch's index within its stage):
+    # none | cosine (to min_lr) | step (times gamma every step_size epochs) | onecycle (rise from lr/25 over the
+    # first 30% of the epochs, then cosine to min_lr); the first warmup_epochs epochs of each stage ramp linearly
+    # (epoch k of the warm-up: k/(warmup_epochs+1) x lr) before it. min_lr scales with a stage's lr_scale like lr.
+    scheduler: str = "none"
+    warmup_epochs: int = 0
+    step_size: int = 10
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    # early stopping: a stage ends after this many epochs without a better validation score (select_metric)
+    patience: int | None = None
+    # gradient accumulation: one optimiser step per this many batches (the loss of each averaged over them)
+    accumulate: int = 1
 
 
 @dataclass

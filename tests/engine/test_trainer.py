@@ -204,3 +204,106 @@ def test_non_finite_loss_ends_the_run_without_a_sync_per_step(monkeypatch, check
     with pytest.raises(FloatingPointError, match=r"^loss became inf at epoch 2 \(method joint\); lower train.lr"):
         train(make_config(epochs=3))
     assert len(seen) == calls
+
+
+# ------------------------------------------------------------------------------------------ schedules, stopping
+def test_lr_factor_per_epoch_of_a_stage():
+    from interplay.config import TrainConfig
+    from interplay.engine.trainer import lr_factor
+
+    t = TrainConfig(scheduler="cosine", warmup_epochs=2, lr=1.0, min_lr=0.1)
+    assert [round(lr_factor(t, e, 6), 4) for e in range(6)] == [0.3333, 0.6667, 1.0, 0.8682, 0.55, 0.2318]
+    t = TrainConfig(scheduler="step", step_size=2, gamma=0.5)
+    assert [lr_factor(t, e, 5) for e in range(5)] == [1.0, 1.0, 0.5, 0.5, 0.25]
+    t = TrainConfig(scheduler="onecycle", lr=1.0)
+    assert [round(lr_factor(t, e, 10), 4) for e in range(4)] == [0.04, 0.36, 0.68, 1.0]
+    assert lr_factor(TrainConfig(), 7, 10) == 1.0
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("scheduler", "linear", "train.scheduler: expected one of none, cosine, step, onecycle, got 'linear'"),
+    ("warmup_epochs", -1, "train.warmup_epochs: expected a non-negative integer, got -1"),
+    ("step_size", 0, "train.step_size: expected a positive integer, got 0"),
+    ("gamma", 0.0, "train.gamma: expected a finite positive number, got 0.0"),
+    ("min_lr", 1.0, "train.min_lr: expected at most train.lr (0.0003), got 1"),
+    ("patience", 0, "train.patience: expected a positive integer (or null: no early stopping), got 0"),
+    ("accumulate", 0, "train.accumulate: expected a positive integer, got 0"),
+])
+def test_schedule_options_are_validated_in_one_line(key, value, message):
+    from interplay.engine.trainer import resolve_config
+
+    with pytest.raises(ConfigError) as err:
+        resolve_config(make_config(train={key: value}))
+    assert str(err.value) == message
+
+
+def test_schedule_is_fresh_per_stage_and_logged(tmp_path):
+    train(make_config("dmil", epochs=6, train={"scheduler": "step", "step_size": 1, "gamma": 0.5}), tmp_path / "r")
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert len({r["stage"] for r in log}) > 1 and any(r["stage_epoch"] > 2 for r in log)
+    for r in log:  # each stage starts at its own learning rate and halves it every epoch
+        first = [x for x in log if x["stage"] == r["stage"]][0]
+        assert first["stage_epoch"] == 1 and r["lr"] == pytest.approx(first["lr"] * 0.5 ** (r["stage_epoch"] - 1))
+
+
+def test_accumulation_of_two_half_batches_is_one_batch():
+    """Same shuffled order, mean losses: two accumulated batches of 32 give the gradient of one batch of 64."""
+    cfg = dict(n_train=480, data={"val_fraction": 0.2}, epochs=2)
+    one = train(make_config(**cfg, train={"batch_size": 64}))
+    two = train(make_config(**cfg, train={"batch_size": 32, "accumulate": 2}))
+    assert two["val"]["loss"] == pytest.approx(one["val"]["loss"], abs=1e-5)
+
+
+def test_early_stopping_is_recorded():
+    metrics = train(make_config(epochs=6, train={"lr": 1e-12, "patience": 2}))  # nothing improves after epoch 1
+    assert metrics["epochs"] == 3 and metrics["early_stopped"] == {"main": 3}
+    assert "early_stopped" not in train(make_config(epochs=1))
+
+
+@pytest.mark.parametrize("train_options", [
+    {"scheduler": "cosine", "warmup_epochs": 1, "accumulate": 2, "min_lr": 1e-5},
+    {"lr": 1e-12, "patience": 2, "scheduler": "step", "step_size": 1},  # stops after epoch 3: resumed after 2
+])
+def test_resume_restores_schedule_and_stopping(tmp_path, monkeypatch, train_options):
+    cfg = make_config("ogm_ge", epochs=5, train=train_options)
+    full = train(cfg, tmp_path / "full")
+    original = TrainerClass._save_last
+
+    def save_then_die(self, optimizer, stage_index, epoch, best):
+        original(self, optimizer, stage_index, epoch, best)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainerClass, "_save_last", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut")
+    monkeypatch.setattr(TrainerClass, "_save_last", original)
+    resumed = train(cfg, tmp_path / "cut")
+    assert resumed["test"] == full["test"] and resumed["val"] == full["val"]
+    assert resumed.get("early_stopped") == full.get("early_stopped")
+    logs = [[{k: v for k, v in json.loads(line).items() if k != "time_s"}
+             for line in (tmp_path / run / "log.jsonl").read_text().splitlines()] for run in ("full", "cut")]
+    assert logs[0] == logs[1]
+    if "patience" in train_options:
+        assert [r["stopped"] for r in logs[0]] == [False, False, True]
+
+
+def test_run_directory_from_before_the_schedule_options_resumes(tmp_path, monkeypatch):
+    cfg = make_config(epochs=2)
+    original = TrainerClass._save_last
+
+    def save_then_die(self, optimizer, stage_index, epoch, best):
+        original(self, optimizer, stage_index, epoch, best)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainerClass, "_save_last", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "r")
+    monkeypatch.setattr(TrainerClass, "_save_last", original)
+    old = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    for key in ("scheduler", "warmup_epochs", "step_size", "gamma", "min_lr", "patience", "accumulate"):
+        del old["train"][key]
+    (tmp_path / "r" / "config.yaml").write_text(yaml.safe_dump(old))
+    assert train(cfg, tmp_path / "r")["epochs"] == 2
+    with pytest.raises(ConfigError, match=r"train.patience: None in the directory, 3 now"):
+        train(make_config(epochs=2, train={"patience": 3}), tmp_path / "r")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import math
 import platform
 import subprocess
@@ -41,7 +42,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .._version import __version__
-from ..config import RunConfig, coerce, resolve_params, signature_schema
+from ..config import RunConfig, TrainConfig, coerce, resolve_params, signature_schema
 from ..data import COMMON_FIELDS, DATASETS, DataSplits, check_labels
 from ..device import resolve_device
 from ..errors import ConfigError, DataError
@@ -136,10 +137,55 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     if cfg.train.optimizer not in OPTIMIZERS:
         raise ConfigError(f"train.optimizer: unknown optimizer {cfg.train.optimizer!r}; expected one of "
                           f"{', '.join(OPTIMIZERS)}")
+    _check_schedule(cfg.train)
     validate = getattr(builder, "validate", None)  # see interplay.data.dataset.validated_by
     if validate is not None:
         validate(**_builder_kwargs(cfg))
     return cfg
+
+
+SCHEDULERS = ("none", "cosine", "step", "onecycle")
+
+#: train options added after run directories existed: a config.yaml without them ran with their defaults
+_LATER_TRAIN_OPTIONS = ("scheduler", "warmup_epochs", "step_size", "gamma", "min_lr", "patience", "accumulate")
+
+
+def _check_schedule(t: TrainConfig) -> None:
+    """Validate the schedule, early-stopping and accumulation options (one-line :class:`ConfigError`)."""
+    if t.scheduler not in SCHEDULERS:
+        raise ConfigError(f"train.scheduler: expected one of {', '.join(SCHEDULERS)}, got {t.scheduler!r}")
+    if t.warmup_epochs < 0:
+        raise ConfigError(f"train.warmup_epochs: expected a non-negative integer, got {t.warmup_epochs}")
+    if t.step_size < 1:
+        raise ConfigError(f"train.step_size: expected a positive integer, got {t.step_size}")
+    _check_number("train.gamma", t.gamma, positive=True)
+    _check_number("train.min_lr", t.min_lr)
+    if t.min_lr > t.lr:
+        raise ConfigError(f"train.min_lr: expected at most train.lr ({t.lr:g}), got {t.min_lr:g}")
+    if t.patience is not None and t.patience < 1:
+        raise ConfigError(f"train.patience: expected a positive integer (or null: no early stopping), got "
+                          f"{t.patience}")
+    if t.accumulate < 1:
+        raise ConfigError(f"train.accumulate: expected a positive integer, got {t.accumulate}")
+
+
+def lr_factor(t: TrainConfig, stage_epoch: int, stage_epochs: int) -> float:
+    """The multiplier of a stage's learning rate in its epoch ``stage_epoch`` (0-based) of ``stage_epochs``: a
+    function of the epoch alone, so a resumed run continues its schedule exactly."""
+    if stage_epoch < t.warmup_epochs:
+        return (stage_epoch + 1) / (t.warmup_epochs + 1)
+    e, n = stage_epoch - t.warmup_epochs, max(stage_epochs - t.warmup_epochs, 1)
+    floor = t.min_lr / t.lr
+    if t.scheduler == "cosine":
+        return floor + (1 - floor) * (1 + math.cos(math.pi * e / n)) / 2
+    if t.scheduler == "step":
+        return float(t.gamma ** (e // t.step_size))
+    if t.scheduler == "onecycle":
+        rise = max(math.ceil(0.3 * n), 1)
+        if e < rise:
+            return 1 / 25 + (1 - 1 / 25) * e / rise
+        return floor + (1 - floor) * (1 + math.cos(math.pi * (e - rise) / max(n - rise, 1))) / 2
+    return 1.0
 
 
 def _builder_kwargs(cfg: RunConfig) -> dict[str, Any]:
@@ -244,6 +290,12 @@ class Trainer:
                     old = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
                 except (yaml.YAMLError, UnicodeDecodeError):
                     raise ConfigError(f"{cfg_path}: unreadable config in the run directory") from None
+                if isinstance(old, dict) and isinstance(old.get("train"), dict):
+                    # train options newer than the run directory, at their defaults, are the run's own settings
+                    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+                    for key in _LATER_TRAIN_OPTIONS:
+                        if key not in old["train"] and new["train"][key] == defaults[key]:
+                            old["train"][key] = defaults[key]
                 diff = _first_difference(old, new)
                 if diff and any((self.out / name).exists() for name in self._RUN_ARTEFACTS):
                     raise ConfigError(f"{self.out}: holds a run with a different config ({diff}); "
@@ -324,7 +376,7 @@ class Trainer:
 
     def _run(self, stages: list[Stage]) -> dict[str, Any]:
         """Train the stages (resuming from ``last.pt`` if there is one), then test."""
-        cfg, data = self.cfg, self.data
+        cfg, data, t = self.cfg, self.data, self.cfg.train
         total = sum(s.epochs for s in stages)
         resume = self._load_last()
         start_stage, start_epoch = (resume["stage_index"], resume["epoch"]) if resume else (0, 0)
@@ -341,9 +393,20 @@ class Trainer:
             optimizer = self._start_stage(stage, si, resumed=resume if si == start_stage else None)
             best = resume["best_score"] if resume and si == start_stage else None
             resume = None
-            while epoch < stage_first + stage.epochs:
+            stage_end = stage_first + stage.epochs
+            # epochs of this stage without a better score so far (from the log: a resumed run goes on exactly)
+            since_best = 0
+            for past in reversed(self.log):
+                if past["stage"] != stage.name or past["best"]:
+                    break
+                since_best += 1
+            while epoch < stage_end:
                 state = TrainState(epoch=epoch, stage=stage.name, stage_epoch=epoch - stage_first,
                                    stage_epochs=stage.epochs, step=self._steps, num_epochs=total)
+                if t.scheduler != "none" or t.warmup_epochs:
+                    factor = lr_factor(t, epoch - stage_first, stage.epochs)
+                    for group in optimizer.param_groups:
+                        group["lr"] = t.lr * stage.lr_scale * factor
                 row = self._train_epoch(optimizer, state)
                 val = split_metrics(self._evaluate("val"), data.info, self.objective)
                 row["val"] = val
@@ -353,10 +416,14 @@ class Trainer:
                     best = score
                     self._save_best(epoch, stage.name, val)
                 row["best"] = improved
+                since_best = 0 if improved else since_best + 1
+                stop = t.patience is not None and since_best >= t.patience and epoch + 1 < stage_end
+                if t.patience is not None:
+                    row["stopped"] = stop
                 self.log.append(row)
-                epoch += 1
+                bar.update(stage_end - epoch if stop else 1)
+                epoch = stage_end if stop else epoch + 1
                 self._save_last(optimizer, si, epoch, best)
-                bar.update(1)
                 bar.set_postfix(stage=stage.name, loss=f"{row['train']['loss']:.3f}",
                                 val_acc=f"{val['accuracy']:.3f}", refresh=False)
         bar.close()
@@ -446,7 +513,9 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         part_sums: dict[str, torch.Tensor] = {}
         first_bad = zero.clone()  # follows the loss until it is non-finite, then keeps that value
-        for i, idx in enumerate(self.data.train.index_batches(cfg.train.batch_size, shuffle=True, generator=gen)):
+        batches = list(self.data.train.index_batches(cfg.train.batch_size, shuffle=True, generator=gen))
+        accumulate = cfg.train.accumulate
+        for i, idx in enumerate(batches):
             # every rank sees the same global order and takes its slice of each global batch
             batch = self.data.train.batch(idx.tensor_split(self.world)[self.rank] if self.world > 1 else idx)
             with torch.autocast(self.device.type, dtype=precision, enabled=autocast):
@@ -455,16 +524,22 @@ class Trainer:
             first_bad = torch.where(torch.isfinite(first_bad), loss, first_bad)
             if self.world == 1 and (i + 1) % self.NONFINITE_CHECK_EVERY == 0:
                 self._check_finite(first_bad, state)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(out.loss).backward()
-            scaler.unscale_(optimizer)
-            objective.on_after_backward(model, state)
-            if cfg.train.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            self._steps += 1
-            state.step = self._steps
+            # gradient accumulation: groups of `accumulate` batches (the epoch's last may be smaller), the loss
+            # of each averaged over its group, one optimiser step (and on_after_backward, clipping) per group
+            first_of_group = i - i % accumulate
+            group = min(accumulate, len(batches) - first_of_group)
+            if i == first_of_group:
+                optimizer.zero_grad(set_to_none=True)
+            scaler.scale(out.loss / group if group > 1 else out.loss).backward()
+            if i == first_of_group + group - 1:
+                scaler.unscale_(optimizer)
+                objective.on_after_backward(model, state)
+                if cfg.train.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                self._steps += 1
+                state.step = self._steps
             b = len(batch)
             n_seen += b
             loss_sum += loss * b
@@ -637,6 +712,8 @@ class Trainer:
         metrics = {"val": val, "test": test, "best_epoch": best["epoch"], "best_stage": best["stage"],
                    "epochs": len(self.log), "train_time_s": round(train_time, 3), "method": self.cfg.method.name,
                    "data": self.cfg.data.name, "seed": self.cfg.train.seed}
+        if self.cfg.train.patience is not None:  # {stage: the epoch after which it stopped early}
+            metrics["early_stopped"] = {row["stage"]: row["epoch"] for row in self.log if row.get("stopped")}
         metrics.update(self.objective.run_metrics())
         self.test_output = test_out
         if (out := self._written_dir()) is not None:

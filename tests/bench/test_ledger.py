@@ -339,3 +339,20 @@ def test_ctrl_c_with_one_job(bench, monkeypatch, capsys):
     assert err == ["interplay: interrupted: stopped: 3 of 4 cells finished, 1 stopped mid-run (they resume from "
                    "their last finished epoch); rerun the same command to resume"]
     assert not CellLock(cell.lock_path).held_elsewhere()  # the lock was let go
+
+
+def test_a_field_added_to_the_schema_later_at_its_default_is_no_change():
+    """A cell recorded before a config field existed matches when the field holds its default (new options keep
+    the old behaviour by default); any other value, or a removed field, is a change."""
+    from interplay.config import RunConfig
+
+    changes = ledger.changes
+    new = fingerprint(RunConfig())
+    old = {"interplay": new["interplay"], "config": {k: dict(v) for k, v in new["config"].items()}}
+    del old["config"]["train"]["scheduler"]
+    assert changes(old, new) == []
+    changed = RunConfig()
+    changed.train.scheduler = "cosine"
+    assert changes(old, fingerprint(changed)) == ['train.scheduler: (unset) -> "cosine"']
+    assert changes(new, {"interplay": new["interplay"], "config": old["config"]}) == \
+        ['train.scheduler: "none" -> (unset)']

@@ -69,14 +69,26 @@ def _show(value: Any) -> str:
     return "(unset)" if value is _UNSET else json.dumps(value)
 
 
+def _schema_defaults() -> dict[str, Any]:
+    """The default of every fixed config field (``train.epochs`` -> 30, ...), as fingerprints store them."""
+    return flatten(json.loads(json.dumps(to_jsonable(RunConfig().to_dict()))))
+
+
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The fields in which fingerprint ``old`` differs from ``new``, as ``"train.epochs: 20 -> 21"``."""
+    """The fields in which fingerprint ``old`` differs from ``new``, as ``"train.epochs: 20 -> 21"``.
+
+    A fixed config field that ``old`` lacks (added to the config schema after that cell ran) and that ``new``
+    holds at its default is not a change: a new field's default reproduces the behaviour from before it existed
+    (the rule every new option follows; e.g. ``train.scheduler: none``)."""
     out = []
     if old.get("interplay") is not None and old.get("interplay") != new.get("interplay"):
         out.append(f"{VERSION_FIELD}: {old.get('interplay')} -> {new.get('interplay')}")
     a, b = flatten(old.get("config") or {}), flatten(new.get("config") or {})
+    defaults = _schema_defaults()
     for key in list(a) + [k for k in b if k not in a]:
         va, vb = a.get(key, _UNSET), b.get(key, _UNSET)
+        if va is _UNSET and key in defaults and vb == defaults[key]:
+            continue
         if va != vb:
             out.append(f"{key}: {_show(va)} -> {_show(vb)}")
     return out

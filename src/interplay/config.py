@@ -101,6 +101,9 @@ class TrainConfig:
     patience: int | None = None
     # gradient accumulation: one optimiser step per this many batches (the loss of each averaged over them)
     accumulate: int = 1
+    # logger callbacks by registered name (interplay.engine.callbacks.LOGGERS), e.g. [tensorboard]; they only
+    # observe the run (the run directory stays the source of truth)
+    loggers: list[str] = field(default_factory=list)
 
 
 @dataclass

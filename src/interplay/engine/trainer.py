@@ -26,12 +26,13 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import json
 import math
 import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,12 @@ from ..io import (
     atomic_write_text,
     load_torch,
     read_json,
+    to_jsonable,
 )
 from ..metrics import selection_metric, selection_score
 from ..models import MultimodalModel, build_model
 from ..objectives import Objective, Stage, TrainState, build_objective, method_params
+from .callbacks import Callback, build_loggers, check_loggers
 from .data_info import DATA_INFO_FILE, write_data_info
 from .distributed import all_reduce_tensor, is_distributed, rank_and_world, spawn_fit, wrap
 from .evaluation import EvalOutput, evaluate, is_correct, prediction_rows, split_metrics
@@ -138,6 +141,7 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"train.optimizer: unknown optimizer {cfg.train.optimizer!r}; expected one of "
                           f"{', '.join(OPTIMIZERS)}")
     _check_schedule(cfg.train)
+    check_loggers(cfg.train.loggers)
     validate = getattr(builder, "validate", None)  # see interplay.data.dataset.validated_by
     if validate is not None:
         validate(**_builder_kwargs(cfg))
@@ -246,10 +250,17 @@ class Trainer:
         cfg: the run config (resolved here).
         out_dir: run directory; ``None`` keeps everything in memory.
         quiet: no progress bar.
+        callbacks: :class:`~interplay.engine.callbacks.Callback` objects called (on rank 0) at the start of the fit,
+            after each epoch with its log.jsonl row and at the end with metrics.json's content, after the loggers
+            ``train.loggers`` names. A run spawned from this process (``train.devices > 1`` without a process
+            group) calls them here once its ranks have finished, with the rows that log.jsonl gained.
     """
 
-    def __init__(self, cfg: RunConfig, out_dir: str | Path | None = None, quiet: bool = False) -> None:
+    def __init__(self, cfg: RunConfig, out_dir: str | Path | None = None, quiet: bool = False,
+                 callbacks: Sequence[Callback] = ()) -> None:
         self.cfg = resolve_config(cfg)
+        self.loggers = build_loggers(self.cfg.train.loggers)
+        self.user_callbacks = list(callbacks)
         self.out = Path(out_dir) if out_dir is not None else None
         self.quiet = quiet
         self.rank, self.world = rank_and_world()
@@ -258,6 +269,19 @@ class Trainer:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.log: list[dict[str, Any]] = []
         self._best_state: dict[str, Any] | None = None  # in-memory best checkpoint (no out_dir, or DDP)
+
+    @property
+    def callbacks(self) -> list[Callback]:
+        """The loggers ``train.loggers`` names, then the callbacks passed to the constructor."""
+        return [*self.loggers, *self.user_callbacks]
+
+    def _call(self, hook: str, arg: dict[str, Any], callbacks: Sequence[Callback] | None = None) -> None:
+        """Call ``hook`` of every callback (rank 0 only) with ``arg`` as its JSON file holds it."""
+        if not self.is_main:
+            return
+        arg = json.loads(json.dumps(to_jsonable(arg)))
+        for cb in self.callbacks if callbacks is None else callbacks:
+            getattr(cb, hook)(self, arg)
 
     @property
     def is_main(self) -> bool:
@@ -296,6 +320,8 @@ class Trainer:
                     for key in _LATER_TRAIN_OPTIONS:
                         if key not in old["train"] and new["train"][key] == defaults[key]:
                             old["train"][key] = defaults[key]
+                    # loggers only observe a run: an invocation may choose others (config.yaml records the last)
+                    old["train"]["loggers"] = new["train"]["loggers"]
                 diff = _first_difference(old, new)
                 if diff and any((self.out / name).exists() for name in self._RUN_ARTEFACTS):
                     raise ConfigError(f"{self.out}: holds a run with a different config ({diff}); "
@@ -381,6 +407,7 @@ class Trainer:
         resume = self._load_last()
         start_stage, start_epoch = (resume["stage_index"], resume["epoch"]) if resume else (0, 0)
         self._time_before = float(resume.get("train_time_s", 0.0)) if resume else 0.0
+        self._call("on_fit_start", self.cfg.to_dict())
         # disable=None: a bar only when stderr is a terminal (redirected logs get no carriage-return frames)
         bar = tqdm(total=total, initial=start_epoch, disable=True if self.quiet or not self.is_main else None,
                    desc=cfg.method.name, unit="epoch", dynamic_ncols=True, leave=False)
@@ -424,10 +451,13 @@ class Trainer:
                 bar.update(stage_end - epoch if stop else 1)
                 epoch = stage_end if stop else epoch + 1
                 self._save_last(optimizer, si, epoch, best)
+                self._call("on_epoch_end", row)
                 bar.set_postfix(stage=stage.name, loss=f"{row['train']['loss']:.3f}",
                                 val_acc=f"{val['accuracy']:.3f}", refresh=False)
         bar.close()
-        return self._finish(self._elapsed())
+        metrics = self._finish(self._elapsed())
+        self._call("on_fit_end", metrics)
+        return metrics
 
     _time_before = 0.0  # training time of the earlier invocations of a resumed run (from last.pt)
     _t0 = 0.0
@@ -444,13 +474,28 @@ class Trainer:
             import tempfile
 
             with tempfile.TemporaryDirectory() as tmp:
-                spawn_fit(_fit_rank, self.cfg.to_dict(), Path(tmp) / "run", t.devices, self.quiet, cuda)
-                return read_json(Path(tmp) / "run" / "metrics.json")
+                return self._spawn_with_callbacks(Path(tmp) / "run", cuda)
         done = self._check_dir()  # rank 0 creates the directory once it has built the data
         if done is not None:
             return done
-        spawn_fit(_fit_rank, self.cfg.to_dict(), self.out, t.devices, self.quiet, cuda)
-        return read_json(self.out / "metrics.json")
+        return self._spawn_with_callbacks(self.out, cuda)
+
+    def _spawn_with_callbacks(self, out: Path, cuda: bool) -> dict[str, Any]:
+        """Spawn the ranks into ``out`` (their rank 0 calls the loggers); call the constructor's callbacks here,
+        with the log.jsonl rows of the epochs the ranks trained, once they have finished."""
+        def rows() -> list[dict[str, Any]]:
+            path = out / "log.jsonl"
+            return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+        before = max((row["epoch"] for row in rows()), default=0)
+        self._call("on_fit_start", self.cfg.to_dict(), self.user_callbacks)
+        spawn_fit(_fit_rank, self.cfg.to_dict(), out, self.cfg.train.devices, self.quiet, cuda)
+        for row in rows():
+            if row["epoch"] > before:
+                self._call("on_epoch_end", row, self.user_callbacks)
+        metrics: dict[str, Any] = read_json(out / "metrics.json")
+        self._call("on_fit_end", metrics, self.user_callbacks)
+        return metrics
 
     # ------------------------------------------------------------------ stages
     def _named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:

@@ -1,0 +1,1 @@
+"""Logger callbacks chosen by name with ``train.loggers`` (one module each; see :mod:`interplay.engine.callbacks`)."""

@@ -284,6 +284,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         result = run_bench(args.file, args.out, seeds=args.seeds, jobs=args.jobs, quiet=args.quiet,
                            rerun_changed=args.rerun_changed, notify=lambda line: print(line, file=sys.stderr))
     except BenchInterrupted as exc:
+        _ignore_further_interrupts()
         print(f"interplay: interrupted: {exc.message}", file=sys.stderr)
         return 128 + int(exc.signum)
     s = result.summary
@@ -445,9 +446,21 @@ def _run(argv: Sequence[str] | None) -> int:
         print(f"interplay: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        _ignore_further_interrupts()
         print("interplay: interrupted; finished epochs are saved; rerun the same command to resume",
               file=sys.stderr)
         return 130
+
+
+def _ignore_further_interrupts() -> None:
+    """The command is ending because of Ctrl-C: a second Ctrl-C (or a SIGINT to the process group) arriving while
+    the interpreter shuts down must not print a traceback from an exit handler."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to protect
+        pass
 
 
 if __name__ == "__main__":

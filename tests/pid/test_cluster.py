@@ -202,6 +202,7 @@ def test_embeddings_from_model_encoders() -> None:
     model.train()
     emb = embeddings_from(model, splits.test, batch_size=20)
     assert set(emb) == {"x1", "x2"} and emb["x1"].shape == (64, 8)
+    assert not any(e.requires_grad for e in emb.values())  # computed without autograd
     assert model.training  # mode restored
     with torch.no_grad():
         model.eval()

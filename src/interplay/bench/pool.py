@@ -77,6 +77,11 @@ def die_with_parent(parent_pid: int) -> None:
 def _worker_main(conn: Connection, parent_pid: int, fn: Callable[[Any], Any]) -> None:
     """A worker: run ``fn(task)`` for every task received until told to stop, the pipe closes or SIGINT."""
     die_with_parent(parent_pid)
+    # tqdm's default lock is a multiprocessing semaphore; a worker killed by a second Ctrl-C would leave it to the
+    # resource tracker, which then warns on stderr. A worker draws no bars: a thread lock is all it needs.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
     def interrupt(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # one interrupt per worker; the rest is shutdown

@@ -567,7 +567,6 @@ def cluster_pid_dataset(dataset: LabelledData | Sequence[LabelledData] | Labelle
                             embeddings=embeddings)
 
 
-@torch.no_grad()
 class Encoder(Protocol):
     """A model with per-modality encoders: ``encode({m: (B, ...)}) -> {m: (B, d_m)}`` (e.g. a
     :class:`interplay.models.MultimodalModel`) and the ``nn.Module`` mode switches."""
@@ -583,6 +582,7 @@ class Encoder(Protocol):
     def train(self, mode: bool = True) -> Any: ...
 
 
+@torch.no_grad()
 def embeddings_from(model: Encoder, dataset: LabelledData, *, batch_size: int = 512,
                     device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """Encoder outputs ``{m: (N, d_m)}`` (CPU float32) of a trained model on every sample of ``dataset``.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -42,3 +44,23 @@ def run_cli(args, capsys):
     code = main([str(a) for a in args])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+@contextlib.contextmanager
+def interrupted_after(epoch: int | None = None) -> Iterator[None]:
+    """Inside the block, training raises ``KeyboardInterrupt`` right after ``last.pt`` of epoch ``epoch`` (any
+    epoch: ``None``) is saved: a simulated Ctrl-C at the worst moment for a resume."""
+    from interplay.engine.trainer import Trainer
+
+    original = Trainer._save_last
+
+    def save_then_die(self, optimizer, stage_index, saved_epoch, best):  # type: ignore[no-untyped-def]
+        original(self, optimizer, stage_index, saved_epoch, best)
+        if epoch is None or saved_epoch == epoch:
+            raise KeyboardInterrupt
+
+    Trainer._save_last = save_then_die  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Trainer._save_last = original  # type: ignore[method-assign]

@@ -9,11 +9,10 @@ import yaml
 from interplay.config import RunConfig
 from interplay.engine import Trainer
 from interplay.engine.callbacks import LOGGERS, Callback, flatten_numbers
-from interplay.engine.trainer import Trainer as TrainerClass
 from interplay.engine.trainer import resolve_config
 from interplay.errors import ConfigError
 
-from ..conftest import make_config, run_cli
+from ..conftest import interrupted_after, make_config, run_cli
 
 TINY = ["--data", "pid-xor", "--method", "joint", "--n-train", "400", "--n-test", "200", "--epochs", "3",
         "--set", "model.encoder_hidden=[16]", "--set", "model.fusion_hidden=[16]", "--quiet"]
@@ -66,19 +65,10 @@ def test_callback_in_memory_run():
 
 def test_resumed_run_calls_back_only_for_its_own_epochs(tmp_path, monkeypatch):
     cfg = make_config(epochs=4)
-    original = TrainerClass._save_last
-
-    def save_then_die(self, optimizer, stage_index, epoch, best):
-        original(self, optimizer, stage_index, epoch, best)
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(TrainerClass, "_save_last", save_then_die)
     first = Recorder()
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_after(2), pytest.raises(KeyboardInterrupt):
         Trainer(cfg, tmp_path / "run", quiet=True, callbacks=[first]).fit()
     assert [r["epoch"] for r in first.rows] == [1] and len(first.starts) == 1 and first.ends == []
-    monkeypatch.setattr(TrainerClass, "_save_last", original)
     second = Recorder()
     Trainer(cfg, tmp_path / "run", quiet=True, callbacks=[second]).fit()
     assert len(second.starts) == 1
@@ -172,17 +162,8 @@ def test_tensorboard_logger_with_schedule_and_early_stopping(tmp_path, capsys):
 
 def test_tensorboard_logger_added_on_resume_logs_the_new_epochs(tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")
-    original = TrainerClass._save_last
-
-    def save_then_die(self, optimizer, stage_index, epoch, best):
-        original(self, optimizer, stage_index, epoch, best)
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(TrainerClass, "_save_last", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_after(2), pytest.raises(KeyboardInterrupt):
         Trainer(make_config(epochs=4), tmp_path / "run", quiet=True).fit()
-    monkeypatch.setattr(TrainerClass, "_save_last", original)
     Trainer(make_config(epochs=4, train={"loggers": ["tensorboard"]}), tmp_path / "run", quiet=True).fit()
     _, scalars = _events(tmp_path / "run")
     assert sorted(scalars["train/loss"]) == [3, 4]

@@ -15,7 +15,7 @@ from interplay.engine import resolve_config, train
 from interplay.engine.trainer import Trainer
 from interplay.errors import ConfigError, DataError
 
-from ..conftest import make_config, run_cli
+from ..conftest import interrupted_after, make_config, run_cli
 
 TINY = {"encoder_hidden": [16], "fusion_hidden": [16]}
 
@@ -37,17 +37,8 @@ class _Payload:
 
 def _interrupted(cfg: RunConfig, out, monkeypatch, after: int) -> None:
     """Train ``cfg`` into ``out`` and stop (KeyboardInterrupt) once epoch ``after`` is saved."""
-    original = Trainer._save_last
-
-    def save_then_die(self, optimizer, stage_index, epoch, best):
-        original(self, optimizer, stage_index, epoch, best)
-        if epoch == after:
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(Trainer, "_save_last", save_then_die)
-        with pytest.raises(KeyboardInterrupt):
-            train(cfg, out)
+    with interrupted_after(after), pytest.raises(KeyboardInterrupt):
+        train(cfg, out)
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints

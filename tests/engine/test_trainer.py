@@ -9,7 +9,7 @@ from interplay.engine import Trainer, train
 from interplay.engine.trainer import Trainer as TrainerClass
 from interplay.errors import ConfigError
 
-from ..conftest import make_config
+from ..conftest import interrupted_after, make_config
 
 
 def test_run_directory_contents(tmp_path):
@@ -51,19 +51,10 @@ class Interrupt(Exception):
 def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch):
     cfg = make_config("ogm_ge", epochs=4)  # GE noise makes the global RNG state matter
     full = train(cfg, tmp_path / "full")
-    original = TrainerClass._save_last
-
-    def save_then_die(self, optimizer, stage_index, epoch, best):
-        original(self, optimizer, stage_index, epoch, best)
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(TrainerClass, "_save_last", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_after(2), pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut")
     assert not (tmp_path / "cut" / "metrics.json").exists()
     assert len((tmp_path / "cut" / "log.jsonl").read_text().splitlines()) == 2
-    monkeypatch.setattr(TrainerClass, "_save_last", original)
     resumed = train(cfg, tmp_path / "cut")
     assert resumed["test"] == full["test"] and resumed["val"] == full["val"]
     strip = [{k: v for k, v in json.loads(line).items() if k != "time_s"}
@@ -267,17 +258,8 @@ def test_early_stopping_is_recorded():
 def test_resume_restores_schedule_and_stopping(tmp_path, monkeypatch, train_options):
     cfg = make_config("ogm_ge", epochs=5, train=train_options)
     full = train(cfg, tmp_path / "full")
-    original = TrainerClass._save_last
-
-    def save_then_die(self, optimizer, stage_index, epoch, best):
-        original(self, optimizer, stage_index, epoch, best)
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(TrainerClass, "_save_last", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_after(2), pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut")
-    monkeypatch.setattr(TrainerClass, "_save_last", original)
     resumed = train(cfg, tmp_path / "cut")
     assert resumed["test"] == full["test"] and resumed["val"] == full["val"]
     assert resumed.get("early_stopped") == full.get("early_stopped")
@@ -290,16 +272,8 @@ def test_resume_restores_schedule_and_stopping(tmp_path, monkeypatch, train_opti
 
 def test_run_directory_from_before_the_schedule_options_resumes(tmp_path, monkeypatch):
     cfg = make_config(epochs=2)
-    original = TrainerClass._save_last
-
-    def save_then_die(self, optimizer, stage_index, epoch, best):
-        original(self, optimizer, stage_index, epoch, best)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(TrainerClass, "_save_last", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_after(), pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "r")
-    monkeypatch.setattr(TrainerClass, "_save_last", original)
     old = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
     for key in ("scheduler", "warmup_epochs", "step_size", "gamma", "min_lr", "patience", "accumulate"):
         del old["train"][key]

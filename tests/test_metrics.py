@@ -102,3 +102,14 @@ def test_auroc_edge_cases() -> None:
     assert math.isnan(auroc([1.0, 2.0], [1, 1]))
     with pytest.raises(DataError):
         auroc([1.0, 2.0], [1])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=60))
+def test_average_ranks_equal_scipy_rankdata(values):
+    from scipy.stats import rankdata
+
+    from interplay.metrics import average_ranks
+
+    x = np.asarray(values, dtype=float)
+    np.testing.assert_array_equal(average_ranks(x), rankdata(x))

@@ -268,10 +268,10 @@ def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | N
     score = c[0] * a0 @ w[0] + c[1] * a1 @ w[1] + c[2] * a2 @ w[2]
     noisy = score + rng.normal(0.0, label_noise * math.sqrt(sum(ci**2 for ci in c)), size=n)
     # class boundaries at the quantiles of the (known) distribution of the noisy score
-    from scipy.stats import norm
+    from scipy.special import ndtri  # the standard normal quantile (scipy.stats' norm.ppf, without its import)
 
     scale = math.sqrt(sum(ci**2 for ci in c) * (1 + label_noise**2))
-    edges = norm.ppf(np.arange(1, num_classes) / num_classes) * scale
+    edges = ndtri(np.arange(1, num_classes) / num_classes) * scale
     y = np.searchsorted(edges, noisy)
 
     bayes = 1 - math.atan(label_noise) / math.pi if num_classes == 2 and task == "classification" else None

@@ -34,7 +34,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from scipy.special import digamma, gammaln
 
 from .errors import DataError
 
@@ -128,6 +127,8 @@ def knn_entropy(x: Any, k: int = 3) -> float:
         dist[torch.arange(len(idx)), idx] = float("inf")  # exclude the sample itself
         logs.append(torch.log(dist.kthvalue(k, dim=1).values))
     log_r = torch.cat(logs)
+    from scipy.special import digamma, gammaln  # here, not at import: scipy.special costs ~0.3 s of start-up
+
     log_vd = 0.5 * d * math.log(math.pi) - float(gammaln(0.5 * d + 1))
     return float(digamma(n) - digamma(k) + log_vd + d * log_r.mean())
 
@@ -146,6 +147,8 @@ def ksg_total_correlation(views: Sequence[Any], k: int = 3) -> float:
     m = len(arrays)
     if m < 2:
         raise ValueError("ksg_total_correlation needs at least two views")
+    from scipy.special import digamma  # here, not at import: scipy.special costs ~0.3 s of start-up
+
     if not 1 <= k < n:
         raise ValueError(f"k: expected 1 <= k < n={n}, got {k}")
     total = 0.0

@@ -70,8 +70,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from torch.autograd.function import once_differentiable
 
 from .results import PIDInputError, PIDResult, validate_pmf
@@ -162,6 +160,9 @@ def _determined(q: np.ndarray, allowed: np.ndarray, support_tol: float) -> np.nd
 
     Shapes: ``q``, ``allowed``: ``(A, C, Y)``; returns a bool array of the same shape.
     """
+    from scipy.sparse import coo_matrix  # here, not at import: scipy.sparse costs ~0.3 s of start-up
+    from scipy.sparse.csgraph import connected_components
+
     A, C, Y = q.shape
     supported = q.sum(2) > support_tol  # (A, C)
     out = np.zeros((A, C, Y), dtype=bool)

@@ -176,7 +176,8 @@ def _print_run(metrics: dict[str, Any], out: str) -> None:
         rows = [["val MAE", f"{val['mae']:.4f}"], ["test MAE", f"{test['mae']:.4f}"],
                 ["test Corr", f"{test['corr']:.4f}"], ["test Acc7", f"{test['acc7']:.4f}"],
                 ["test Acc2 (non-zero)", f"{test['acc2']:.4f}"],
-                ["test F1 (non-zero)", f"{test['f1']:.4f}"], ["test Acc2 (has zero)", f"{test['acc2_has0']:.4f}"]]
+                ["test F1 (non-zero)", f"{test['f1']:.4f}"], ["test Acc2 (has zero)", f"{test['acc2_has0']:.4f}"],
+                ["test Acc2 (> 0, MultiBench)", f"{test.get('acc2_gt0', float('nan')):.4f}"]]
     else:
         rows = [["val accuracy", f"{val['accuracy']:.4f}"], ["test accuracy", f"{test['accuracy']:.4f}"],
                 ["test macro-F1", f"{test['macro_f1']:.4f}"]]
@@ -340,7 +341,8 @@ def _print_evaluation(metrics: dict[str, Any], out: str) -> None:
         return "-" if v is None else f"{v:.4f}"
 
     if "mae" in test:
-        rows = [[f"test {k}", num(test.get(k))] for k in ("mae", "corr", "acc7", "acc2", "f1", "acc2_has0")]
+        rows = [[f"test {k}", num(test.get(k))] for k in ("mae", "corr", "acc7", "acc2", "f1", "acc2_has0",
+                                                                   "acc2_gt0")]
     else:
         rows = [["test accuracy", num(test["accuracy"])], ["test macro-F1", num(test["macro_f1"])]]
     for name, acc in (test.get("accuracy_by_interaction") or {}).items():

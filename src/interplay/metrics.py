@@ -81,11 +81,14 @@ def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
 
     ``mae``; ``corr`` (Pearson); ``acc7`` (both rounded to integers after clipping to [-3, 3]);
     ``acc2`` / ``f1`` (negative vs positive, samples with a zero label excluded: "non-zero");
-    ``acc2_has0`` / ``f1_has0`` (negative vs non-negative, every sample); ``accuracy`` = ``acc2``.
+    ``acc2_has0`` / ``f1_has0`` (negative vs non-negative, every sample); ``acc2_gt0`` / ``f1_gt0`` (MultiBench's
+    convention: positive (``> 0``) vs the rest, every sample, so a zero label counts as negative); ``accuracy`` =
+    ``acc2``.
     """
     pred, target = pred.double().cpu(), target.double().cpu()
     if target.numel() == 0:
-        return {k: float("nan") for k in ("mae", "corr", "acc7", "acc2", "f1", "acc2_has0", "f1_has0", "accuracy")}
+        return {k: float("nan") for k in ("mae", "corr", "acc7", "acc2", "f1", "acc2_has0", "f1_has0", "acc2_gt0",
+                                          "f1_gt0", "accuracy")}
     mae = float((pred - target).abs().mean())
     pc, tc = pred - pred.mean(), target - target.mean()
     denom = float(pc.norm() * tc.norm())
@@ -96,8 +99,10 @@ def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
     acc2 = float((p2 == t2).double().mean()) if nz.any() else float("nan")
     f1 = weighted_f1(p2, t2) if nz.any() else float("nan")
     p0, t0 = (pred >= 0).long(), (target >= 0).long()
+    pg, tg = (pred > 0).long(), (target > 0).long()
     return {"mae": mae, "corr": corr, "acc7": acc7, "acc2": acc2, "f1": f1,
-            "acc2_has0": float((p0 == t0).double().mean()), "f1_has0": weighted_f1(p0, t0), "accuracy": acc2}
+            "acc2_has0": float((p0 == t0).double().mean()), "f1_has0": weighted_f1(p0, t0),
+            "acc2_gt0": float((pg == tg).double().mean()), "f1_gt0": weighted_f1(pg, tg), "accuracy": acc2}
 
 
 def auroc(scores: Any, labels: Any) -> float:
@@ -123,6 +128,69 @@ def auroc(scores: Any, labels: Any) -> float:
         return math.nan
     ranks = average_ranks(s)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _scores_and_labels(scores: Any, labels: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(N,)`` float64 scores and bool labels from tensors, arrays or lists; one-line :class:`DataError` for
+    different lengths or NaN scores."""
+    s = np.asarray(scores.detach().cpu() if isinstance(scores, Tensor) else scores, dtype=np.float64).ravel()
+    y = np.asarray(labels.detach().cpu() if isinstance(labels, Tensor) else labels).ravel().astype(bool)
+    if s.shape != y.shape:
+        raise DataError(f"{name}: scores and labels differ in length ({s.size} vs {y.size})")
+    if np.isnan(s).any():
+        raise DataError(f"{name}: scores contain NaN")
+    return s, y
+
+
+def precision_recall_points(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false positive counts ``(K,)`` when every sample with ``score >= t`` is called positive, for each
+    of the ``K`` distinct scores ``t`` in descending order (``thresholds`` ``(K,)``): ``(tp, fp, thresholds)``.
+    Tied scores enter together (scikit-learn's ``precision_recall_curve`` convention)."""
+    s, y = _scores_and_labels(scores, labels, "precision_recall_points")
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1] if s.size else np.zeros(0, dtype=np.int64)
+    tp = np.cumsum(y)[last].astype(np.float64)
+    fp = (last + 1) - tp
+    return tp, fp, s[last]
+
+
+def auprc(scores: Any, labels: Any) -> float:
+    r"""Area under the precision-recall curve as average precision (scikit-learn's ``average_precision_score``):
+
+    .. math:: AP = \sum_k (R_k - R_{k-1}) P_k
+
+    over the distinct thresholds in descending order (``R_0 = 0``; a sample is positive when its score is at
+    least the threshold). ``scores``, ``labels`` ``(N,)``; ``nan`` when there is no positive."""
+    tp, fp, _ = precision_recall_points(scores, labels)
+    n_pos = tp[-1] if tp.size else 0.0
+    if n_pos == 0:
+        return math.nan
+    precision = tp / (tp + fp)
+    recall = tp / n_pos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def best_f1(scores: Any, labels: Any) -> tuple[float, float]:
+    """The best F1 over every threshold ``t`` (positive: ``score >= t``) and that threshold: ``(f1, t)``
+    (``F1 = 2 TP / (2 TP + FP + FN)``; the highest ``t`` among ties). ``(nan, nan)`` without positives."""
+    tp, fp, thresholds = precision_recall_points(scores, labels)
+    n_pos = tp[-1] if tp.size else 0.0
+    if n_pos == 0:
+        return math.nan, math.nan
+    f1 = 2 * tp / (tp + fp + n_pos)
+    k = int(np.argmax(f1))
+    return float(f1[k]), float(thresholds[k])
+
+
+def f1_at(scores: Any, labels: Any, threshold: float) -> float:
+    """F1 of calling ``score >= threshold`` positive (``2 TP / (2 TP + FP + FN)``; 0 when there is nothing to
+    find and nothing called positive is right)."""
+    s, y = _scores_and_labels(scores, labels, "f1_at")
+    pred = s >= threshold
+    tp = float(np.sum(pred & y))
+    denom = 2 * tp + float(np.sum(pred & ~y)) + float(np.sum(~pred & y))
+    return 2 * tp / denom if denom > 0 else 0.0
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:

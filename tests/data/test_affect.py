@@ -363,3 +363,99 @@ def test_verify_reports_sizes_and_missing(mosi_dir, tmp_path, capsys):
     write(tmp_path / "bad" / "mosi_raw.pkl", data)
     code, out, _ = run_cli(["data", "verify", "--data", "mosi", "--data-root", tmp_path / "bad"], capsys)
     assert code == 2 and "split 'valid': 'text' has 4 samples but 'labels' has 6" in out
+
+
+# --- MultiBench parity: padding, alignment on the text start, Acc2 conventions ----------------------------------
+
+def repad(data: dict, split: str, where: str) -> dict:
+    """A copy of ``data`` whose ``split`` holds the same sequences padded at the ``front`` (MultiBench's layout),
+    the ``back``, or ``half`` and half; all modalities of a sample move together."""
+    out = {s: dict(part) for s, part in data.items()}
+    text = data[split]["text"]
+    for m in ("vision", "audio", "text"):
+        x = data[split][m]
+        new = np.zeros_like(x)
+        for i in range(len(x)):
+            valid = np.flatnonzero(text[i].any(-1))
+            seq = x[i, valid[0]:valid[-1] + 1]
+            pad = x.shape[1] - len(seq)
+            front = {"front": pad, "back": 0, "half": pad // 2}[where]
+            new[i, front:front + len(seq)] = seq
+        out[split][m] = new
+    return out
+
+
+@pytest.mark.parametrize("encoder", ["gru", "transformer"])
+def test_predictions_do_not_depend_on_front_padding(tmp_path, capsys, encoder):
+    """Acceptance: a model trained on a MultiBench-layout pickle gives the same test predictions (``interplay
+    evaluate``) when the same test samples come with more front padding, or with the padding at the back."""
+    base = affect_dict("mosi", sizes={"train": 16, "valid": 6, "test": 10}, seed=3)
+    assert (base["test"]["text"][:, 0] == 0).all(-1).sum() >= 4  # several test samples are padded
+    write(tmp_path / "a" / "mosi_raw.pkl", repad(base, "test", "back"))  # test: no front padding
+    write(tmp_path / "b" / "mosi_raw.pkl", repad(base, "test", "front"))  # test: all padding at the front
+    write(tmp_path / "c" / "mosi_raw.pkl", repad(base, "test", "half"))
+    run = tmp_path / "run"
+    code, _, err = run_cli(["train", "--data", "mosi", "--data-root", tmp_path / "a", "--method", "joint",
+                            "--out", run, *TINY, "--epochs", "2", "--set", f"model.encoder={encoder}"], capsys)
+    assert code == 0, err
+    preds = {}
+    for name in "abc":
+        code, stdout, err = run_cli(["evaluate", run, "--data-root", tmp_path / name, "--out", tmp_path / f"e{name}"],
+                                    capsys)
+        assert code == 0, err
+        preds[name] = (tmp_path / f"e{name}" / "predictions.csv").read_text()
+    assert "acc2_gt0" in stdout
+    assert len(preds["a"].splitlines()) == 11
+    assert preds["a"] == preds["b"] == preds["c"]
+    # and the run's own test predictions (written by training, test split as in "a") are the same too
+    assert (run / "predictions.csv").read_text() == preds["a"]
+
+
+def multibench_aligned(part: dict, i: int) -> dict[str, np.ndarray]:
+    """MultiBench's ``Affectdataset(aligned=True)``, per sample: every modality from the text's first non-zero
+    element on (``start = text.nonzero()[0][0]``)."""
+    start = np.nonzero(part["text"][i])[0][0]
+    return {m: part[m][i, start:] for m in ("vision", "audio", "text")}
+
+
+def test_align_text_matches_multibench_slicing(tmp_path):
+    data = affect_dict("mosi", seed=5)
+    rng = np.random.default_rng(0)
+    for part in data.values():  # audio and vision start earlier than the text (e.g. sound before the first word)
+        for i in range(len(part["labels"])):
+            start = np.flatnonzero(part["text"][i].any(-1))[0]
+            if start > 0:
+                part["audio"][i, start - 1] = rng.normal(size=part["audio"].shape[-1]) + 5
+                part["vision"][i, :start] = 1.5
+    write(tmp_path / "mosi_raw.pkl", data)
+    plain = mosi(root=str(tmp_path), standardize=False)
+    aligned = mosi(root=str(tmp_path), standardize=False, align_text=True)
+    assert aligned.info.extra["aligned_on_text_start"]["non_zero_steps_dropped"]["train"] > 0
+    for split, ours in (("train", aligned.train), ("valid", aligned.val), ("test", aligned.test)):
+        part = data[split]
+        for i in range(len(part["labels"])):
+            ref = multibench_aligned(part, i)
+            for m in ("vision", "audio", "text"):
+                x = ours.inputs[m][i].numpy()
+                steps = np.flatnonzero(x.any(-1))
+                assert np.array_equal(x[steps[0]:], ref[m]), (split, i, m)  # the span is MultiBench's sequence
+    # without the option audio/vision keep their earlier steps
+    assert (plain.train.inputs["vision"].ne(0).any(-1).sum() > aligned.train.inputs["vision"].ne(0).any(-1).sum())
+    assert torch.equal(plain.train.inputs["text"], aligned.train.inputs["text"])
+
+
+def test_acc2_conventions_side_by_side():
+    """``acc2`` (non-zero), ``acc2_has0`` (>= 0) and ``acc2_gt0`` (MultiBench's ``> 0``, every sample) on a case
+    where they differ: MultiBench's eval_affect(exclude_zero=False) re-implemented with scikit-learn."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from interplay.metrics import regression_metrics
+
+    target = torch.tensor([0.0, 0.0, 1.2, -0.4, 2.0, -3.0, 0.0, 0.6])
+    pred = torch.tensor([0.3, -0.2, 0.8, 0.1, 1.9, -2.5, -0.05, -0.1])
+    m = regression_metrics(pred, target)
+    t, p = target.numpy(), pred.numpy()
+    assert m["acc2_gt0"] == pytest.approx(accuracy_score(t > 0, p > 0)) == pytest.approx(5 / 8)
+    assert m["f1_gt0"] == pytest.approx(f1_score(t > 0, p > 0, average="weighted"))
+    assert m["acc2_has0"] == pytest.approx(4 / 8)  # zeros count as the non-negative class here
+    assert m["acc2"] == pytest.approx(3 / 5)  # zeros left out

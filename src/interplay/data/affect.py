@@ -18,7 +18,9 @@ MultiBench's ``drop_entry``); audio ``-inf`` is set to 0 (as MultiBench and MulT
 NaN / inf in any modality is set to 0 and counted in ``info.extra["non_finite_set_to_zero"]``. Unlike
 MultiBench (which optionally z-normalises each sample on its own), features are standardised per feature
 with training statistics over non-padding steps; padding steps stay exactly zero, so the GRU / Transformer
-encoders still mask them. Nothing here is expensive (the pickle already holds features), so nothing is cached.
+encoders still mask them. ``align_text=True`` aligns every modality on the text start as MultiBench's aligned
+loader does (steps before the first non-zero text step are dropped, i.e. zeroed, in every modality). Nothing here is
+expensive (the pickle already holds features), so nothing is cached.
 
 The pickles are read by an unpickler that only admits numpy arrays and plain containers (a pickle can run
 code). ``interplay train --trust-pickle`` lifts that for files you trust: the flag sets
@@ -284,15 +286,35 @@ def sentiment_classes(scores: np.ndarray, target: str) -> np.ndarray:
     raise ConfigError(f"data.target: expected one of {', '.join(SENTIMENT_TARGETS)}, got {target!r}")
 
 
+def align_on_text(inputs: dict[str, np.ndarray], text: np.ndarray) -> np.ndarray:
+    """Zero, in place, every modality's steps before the text start of each sample; return the starts ``(N,)``.
+
+    MultiBench's aligned loader (``Affectdataset(aligned=True)``) cuts vision, audio and text at
+    ``start = text.nonzero()[0][0]``, the first step of the text with a non-zero value, and packs what is left.
+    Zeroing those steps here is the same for our encoders, which only see each modality's span (first to last
+    non-zero step). One difference is left: MultiBench keeps an audio / vision step that is entirely zero at the
+    text start as a real step, where our encoders start that modality at its first non-zero step. ``text`` is
+    ``(N, T, d_t)`` (an all-zero text gives start ``T``: everything is zeroed).
+    """
+    nonzero = (np.isfinite(text) & (text != 0)).any(-1)  # (N, T)
+    t = text.shape[1]
+    start = np.where(nonzero.any(1), nonzero.argmax(1), t)
+    before = np.arange(t)[None, :] < start[:, None]  # (N, T)
+    for x in inputs.values():
+        x[before] = 0.0
+    return start
+
+
 def load_affect(key: str, *, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
                 root: str | None = None, target: str | None = None, modalities: str | Sequence[str] | None = None,
                 file: str | None = None, drop_empty_text: bool = True, standardize: bool = True,
-                trust_pickle: bool | None = None) -> DataSplits:
+                trust_pickle: bool | None = None, align_text: bool = False) -> DataSplits:
     """Read, check, clean and split one MultiBench affect pickle (the work behind the registered builders).
 
     Returns splits whose inputs are ``{modality: (N, T, d)}`` float32 and whose targets are float scores
     (``target="regression"``) or class indices. ``target`` is ``None`` for binary tasks. ``trust_pickle``
-    (Python callers only; ``None``: :func:`pickle_trusted`) unpickles arbitrary objects.
+    (Python callers only; ``None``: :func:`pickle_trusted`) unpickles arbitrary objects. ``align_text``: align
+    every modality on the text start (:func:`align_on_text`; MultiBench's ``aligned=True``).
     """
     task = AFFECT_TASKS[key]
     chosen = _modalities(modalities)
@@ -303,13 +325,14 @@ def load_affect(key: str, *, seed: int = 0, n_train: int | None = None, n_test: 
         raise DataError(missing_message(task, path))
     trust = pickle_trusted() if trust_pickle is None else trust_pickle
     splits = affect_split_dicts(path, read_affect_pickle(path, trust))
-    needed = sorted(set(chosen) | ({"text"} if drop_empty_text else set()))
+    needed = sorted(set(chosen) | ({"text"} if drop_empty_text or align_text else set()))
     parsed = {split: parse_affect_split(path, split, part, needed) for split, part in splits.items()}
     check_affect_shapes(path, parsed)
     rng = np.random.default_rng(seed)
     non_finite = dict.fromkeys(chosen, 0)
     dropped_text: dict[str, int] = {}
     dropped_zero: dict[str, int] = {}
+    aligned_steps: dict[str, int] = {}
     datasets: dict[str, MultimodalDataset] = {}
     ours = {"train": "train", "valid": "val", "test": "test"}
     for split, (inputs, labels) in parsed.items():
@@ -350,6 +373,13 @@ def load_affect(key: str, *, seed: int = 0, n_train: int | None = None, n_test: 
                 non_finite[m] += int(bad.sum())
                 x[bad] = 0.0
             tensors[m] = torch.from_numpy(x)
+        if align_text:
+            text = inputs["text"][idx].astype(np.float32, copy=False)
+            before = {m: tensors[m].numpy() for m in chosen}
+            nonzero_before = sum(int(np.count_nonzero(v.any(-1))) for v in before.values())
+            align_on_text(before, text)
+            aligned_steps[ours[split]] = nonzero_before - sum(int(np.count_nonzero(v.any(-1)))
+                                                              for v in before.values())
         datasets[split] = MultimodalDataset(tensors, torch.from_numpy(t[idx]), name=f"{key}/{ours[split]}")
     shapes = {m: tuple(int(s) for s in parsed["train"][0][m].shape[1:]) for m in chosen}
     regression = task.labels == "sentiment" and target == "regression"
@@ -369,6 +399,8 @@ def load_affect(key: str, *, seed: int = 0, n_train: int | None = None, n_test: 
         "dropped_empty_text": dropped_text, "non_finite_set_to_zero": non_finite}
     if dropped_zero:
         extra["dropped_zero_label"] = dropped_zero
+    if align_text:
+        extra["aligned_on_text_start"] = {"non_zero_steps_dropped": aligned_steps}
     info = DataInfo(name=key, modalities=shapes, num_classes=num_classes,
                     task="regression" if regression else "classification", class_names=names, extra=extra)
     out = DataSplits(train=datasets["train"], val=datasets["valid"], test=datasets["test"], info=info)
@@ -383,7 +415,8 @@ _COMMON_DOC = """
     name inside ``--data-root`` (default {file}). The file's own train/valid/test splits are used
     (``data.val_fraction`` is ignored); ``n_train`` / ``n_test`` subsample train and test (seeded).
     ``drop_empty_text``: drop samples whose text is all zero (MultiBench does). ``standardize``: per feature with
-    training statistics over non-padding steps. The pickle is read by a safe unpickler (numpy arrays and plain
+    training statistics over non-padding steps. ``align_text``: align every modality on the text start (steps
+    before the first non-zero text step are zeroed), as MultiBench's aligned loader does. The pickle is read by a safe unpickler (numpy arrays and plain
     containers only) unless ``interplay train --trust-pickle`` is given (files you trust).
     """
 
@@ -392,7 +425,7 @@ _COMMON_DOC = """
 def mosi(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
          root: str | None = None, target: Literal["regression", "binary", "binary_nonzero", "7class"] = "regression",
          modalities: list[str] | None = None, file: str | None = None, drop_empty_text: bool = True,
-         standardize: bool = True) -> DataSplits:
+         standardize: bool = True, align_text: bool = False) -> DataSplits:
     """CMU-MOSI sentiment, MultiBench pickle mosi_raw.pkl (vision 35, audio 74, text 300 per word; 1,284 / 229 /
     686 train/valid/test); sentiment scores in [-3, 3].
 
@@ -400,40 +433,44 @@ def mosi(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None
     non-negative), ``binary_nonzero`` (negative vs positive, zero-score samples dropped from every split),
     ``7class`` (scores clipped to [-3, 3] and rounded: classes 0..6 = -3..3)."""
     return load_affect("mosi", seed=seed, n_train=n_train, n_test=n_test, root=root, target=target,
-                       modalities=modalities, file=file, drop_empty_text=drop_empty_text, standardize=standardize)
+                       modalities=modalities, file=file, drop_empty_text=drop_empty_text, standardize=standardize,
+                       align_text=align_text)
 
 
 @DATASETS.register("mosei")
 def mosei(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
           root: str | None = None, target: Literal["regression", "binary", "binary_nonzero", "7class"] = "regression",
           modalities: list[str] | None = None, file: str | None = None, drop_empty_text: bool = True,
-          standardize: bool = True) -> DataSplits:
+          standardize: bool = True, align_text: bool = False) -> DataSplits:
     """CMU-MOSEI sentiment, MultiBench pickle mosei_senti_data.pkl (vision 35, audio 74, text 300 per word;
     16,326 / 1,871 / 4,659 train/valid/test); sentiment scores in [-3, 3].
 
     ``target`` as for ``mosi``: regression, binary, binary_nonzero or 7class."""
     return load_affect("mosei", seed=seed, n_train=n_train, n_test=n_test, root=root, target=target,
-                       modalities=modalities, file=file, drop_empty_text=drop_empty_text, standardize=standardize)
+                       modalities=modalities, file=file, drop_empty_text=drop_empty_text, standardize=standardize,
+                       align_text=align_text)
 
 
 @DATASETS.register("mustard")
 def mustard(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
             root: str | None = None, modalities: list[str] | None = None, file: str | None = None,
-            drop_empty_text: bool = True, standardize: bool = True) -> DataSplits:
+            drop_empty_text: bool = True, standardize: bool = True, align_text: bool = False) -> DataSplits:
     """MUStARD sarcasm detection, MultiBench pickle sarcasm.pkl (vision 371, audio 81, text 300 per word);
     binary: 1 = sarcastic."""
     return load_affect("mustard", seed=seed, n_train=n_train, n_test=n_test, root=root, modalities=modalities,
-                       file=file, drop_empty_text=drop_empty_text, standardize=standardize)
+                       file=file, drop_empty_text=drop_empty_text, standardize=standardize,
+                       align_text=align_text)
 
 
 @DATASETS.register("urfunny")
 def urfunny(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
             root: str | None = None, modalities: list[str] | None = None, file: str | None = None,
-            drop_empty_text: bool = True, standardize: bool = True) -> DataSplits:
+            drop_empty_text: bool = True, standardize: bool = True, align_text: bool = False) -> DataSplits:
     """UR-FUNNY humor detection, MultiBench pickle humor.pkl (vision 371, audio 81, text 300 per word);
     binary: 1 = humorous (the punchline is followed by laughter)."""
     return load_affect("urfunny", seed=seed, n_train=n_train, n_test=n_test, root=root, modalities=modalities,
-                       file=file, drop_empty_text=drop_empty_text, standardize=standardize)
+                       file=file, drop_empty_text=drop_empty_text, standardize=standardize,
+                       align_text=align_text)
 
 
 def check_affect(*, modalities: str | Sequence[str] | None = None, **_: object) -> None:

@@ -252,3 +252,112 @@ def test_hyperparameters_settable_from_config():
     assert params["combine"] == "prob" and params["alpha"] == 0.1 and params["stage2_epochs"] == 3
     with pytest.raises(ConfigError):
         resolve_config(make_config("dmil", method={"combine": "median"}))
+
+
+# ---------------------------------------------------------------------------- ablations: fc, cd_only
+def _loss(obj, model, batch, stage):
+    torch.manual_seed(1)
+    return obj(model, batch, TrainState(stage=stage))
+
+
+def test_fc_variant_is_deterministic_and_has_no_kl_terms(data2):
+    model, obj = make(data2, variant="fc")
+    assert obj.variant_label == "fc" and obj.components == ["R", "U1", "U2", "S"]
+    assert [s.name for s in obj.stages(10)] == ["id", "cd", "finetune"]
+    names = [n for n, _ in obj.named_parameters()]
+    assert not any(n.startswith("cd_align") for n in names)  # the alignment is a KL: gone
+    assert obj.id_m["x1"].net.out_features == 8  # Linear(d, d), not Linear(d, 2d) -> (mu, logvar)
+    batch = data2.train.batch(torch.arange(24))
+    expected = {"id": {"ce_id", "rec_id"}, "cd": {"ce_fused", "ce_comp", "ce_R", "ce_U1", "ce_U2", "ce_S", "rec_cd"}}
+    expected["finetune"] = expected["id"] | expected["cd"]
+    obj.train()
+    for stage in ("id", "cd", "finetune"):
+        a, b = _loss(obj, model, batch, stage), obj(model, batch, TrainState(stage=stage))
+        assert set(a.parts) == expected[stage]
+        assert torch.equal(a.loss, b.loss)  # no sampling anywhere, even in training mode
+    # the KL weights have nothing to weigh: the loss is the same with any of them
+    parts = _loss(obj, model, batch, "finetune").parts
+    hand = parts["ce_fused"] + obj.beta * (parts["ce_id"] + obj.w_rec_id * parts["rec_id"]) \
+        + obj.gamma * (obj.w_comp * parts["ce_comp"] + obj.w_rec_cd * parts["rec_cd"])
+    assert torch.allclose(_loss(obj, model, batch, "finetune").loss, hand, atol=1e-6)
+    obj.w_kl_id = obj.w_kl_cd = obj.alpha = 100.0
+    assert torch.allclose(_loss(obj, model, batch, "finetune").loss, hand, atol=1e-6)
+
+
+def test_full_variant_has_the_kl_terms_fc_drops(data2):
+    """The contrast to the fc test: in ``full`` the same weights do change the loss."""
+    model, obj = make(data2)
+    batch = data2.train.batch(torch.arange(24))
+    obj.train()
+    before = _loss(obj, model, batch, "finetune")
+    assert {"kl_id", "kl_cd", "align"} <= set(before.parts) and before.parts["kl_id"] > 0
+    obj.w_kl_id = 100.0
+    after = _loss(obj, model, batch, "finetune")
+    assert torch.allclose(after.loss - before.loss, obj.beta * (100.0 - 1e-3) * before.parts["kl_id"], rtol=1e-4)
+    a, b = _loss(obj, model, batch, "finetune"), obj(model, batch, TrainState(stage="finetune"))
+    assert not torch.equal(a.logits, b.logits)  # sampled latents in training mode
+
+
+def test_cd_only_variant_has_no_intra_modality_decomposition(data2):
+    model, obj = make(data2, variant="cd_only")
+    assert obj.variant_label == "cd_only"
+    assert not any(n.startswith("id_") for n, _ in obj.named_parameters())
+    stages = obj.stages(10)
+    assert [(s.name, s.epochs) for s in stages] == [("cd", 10)]
+    assert stages[0].trainable("model.encoders.x1.net.0.weight") and stages[0].trainable("objective.proj.x1.weight")
+    assert not stages[0].trainable("model.head.weight")
+    batch = data2.train.batch(torch.arange(24))
+    obj.train()
+    out = _loss(obj, model, batch, "cd")
+    assert set(out.parts) == {"ce_fused", "ce_comp", "ce_R", "ce_U1", "ce_U2", "ce_S", "kl_cd", "align", "rec_cd"}
+    assert int(obj.stage_index) == 2
+    # the ID weights (beta = weight of L1) have nothing to weigh
+    obj.beta, obj.w_kl_id, obj.w_rec_id = 10.0, 10.0, 10.0
+    assert torch.equal(_loss(obj, model, batch, "cd").loss, out.loss)
+    # gradients reach the encoders in the single stage
+    model.zero_grad()
+    _loss(obj, model, batch, "cd").loss.backward()
+    assert model.encoders["x1"].net[0].weight.grad.abs().sum() > 0
+    # components read Z_m directly: S = f([Z_1, Z_2, Z_1 * Z_2]), U_m = VB(Z_m)
+    obj.eval()
+    with torch.no_grad():
+        feats = model.encode(batch.inputs)
+        z1, z2 = obj.proj["x1"](feats["x1"]), obj.proj["x2"](feats["x2"])
+        s = obj.syn(torch.cat([z1, z2, z1 * z2], -1))
+        u1 = obj.cd_u["x1"](z1, sample=False).mu
+        pred = obj.predict(model, batch)
+    assert torch.allclose(pred.extras["pred_S"], obj.heads["S"](s).argmax(-1))
+    assert torch.allclose(pred.unimodal_logits["x1"], obj.heads["U1"](u1), atol=1e-6)
+    assert torch.allclose(pred.extras["gate_S"] + pred.extras["gate_R"] + pred.extras["gate_U1"]
+                          + pred.extras["gate_U2"], torch.ones(24))
+
+
+def test_ablation_variants_refuse_bad_values_and_three_modalities(data3):
+    with pytest.raises(ConfigError, match="method.variant: expected one of"):
+        METHODS.get("dmil")(variant="cd")
+    from interplay.engine import resolve_config
+
+    with pytest.raises(ConfigError, match="variant"):
+        resolve_config(make_config("dmil", method={"variant": "no_kl"}))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder_hidden=[16], fusion_hidden=[16]), data3.info)
+    for variant in ("fc", "cd_only"):
+        with pytest.raises(ConfigError, match="two modalities"):
+            METHODS.get("dmil")(variant=variant).setup(model, data3)
+
+
+@pytest.mark.parametrize("variant, stages", [("fc", {"id": 1, "cd": 1, "finetune": 1}), ("cd_only", {"cd": 3})])
+def test_ablation_variants_train_through_the_engine(tmp_path, variant, stages):
+    out = tmp_path / variant
+    cfg = make_config("dmil", epochs=3, n_train=120, n_test=60, data={"mix": MIX}, model=TINY_MODEL,
+                      method={"dim": 8, "variant": variant})
+    metrics = train(cfg, out)
+    assert metrics["dmil"]["variant"] == variant and metrics["dmil"]["stages"] == stages
+    assert metrics["test"]["dmil_variant"] == variant
+    assert set(metrics["test"]["component_accuracy"]) == {"R", "U1", "U2", "S"}
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    keys = set().union(*(r["train"] for r in log))
+    if variant == "fc":
+        assert not keys & {"kl_id", "kl_cd", "align"} and {"rec_id", "rec_cd"} <= keys
+    else:
+        assert not keys & {"ce_id", "kl_id", "rec_id"} and {"kl_cd", "align"} <= keys

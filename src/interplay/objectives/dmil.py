@@ -5,6 +5,8 @@ components with variational bottlenecks; a per-sample gate mixes the components'
 stages: intra-modality decomposition (ID), consistency decomposition (CD) and gate with the ID part
 frozen, then fine-tuning of everything. With more than two modalities only the ID part exists (the
 paper's setting there): the labelled ``intra_modality_only`` variant gates the per-modality ID heads.
+The paper's ablations are variants too: ``fc`` (deterministic layers instead of variational bottlenecks, no
+KL terms) and ``cd_only`` (the CD components and gate on the projected features, without the ID module).
 See ``docs/methods/dmil.md``.
 """
 
@@ -40,6 +42,10 @@ ID_PREFIXES = ("objective.proj.", "objective.id_")
 STAGE_INDEX = {"id": 1, "cd": 2, "gate": 2, "finetune": 3}
 LOGVAR_BOUND = 10.0
 INIT_LOGVAR = -4.0
+#: accepted values of ``variant`` (``auto`` resolves to ``full`` or ``id_only``)
+VARIANTS = ("auto", "full", "fc", "id_only", "cd_only")
+#: variants with the R, U1, U2, S components (they need exactly two modalities)
+DECOMPOSED = ("full", "fc", "cd_only")
 
 
 class Latent(NamedTuple):
@@ -79,6 +85,20 @@ class VariationalBottleneck(nn.Module):
         logvar = logvar.clamp(-LOGVAR_BOUND, LOGVAR_BOUND)
         z = gaussian_sample(mu, logvar) if sample else mu
         return Latent(z, mu, logvar)
+
+
+class DeterministicLatent(nn.Module):
+    """The ``fc`` ablation's replacement of :class:`VariationalBottleneck`: ``z = mu = Linear(in, d)(x)``
+    (scale-preserving initialisation), never sampled; ``logvar`` is a zero ``(1, 1)`` placeholder that no loss reads
+    (the ``fc`` variant has no KL terms)."""
+
+    def __init__(self, in_dim: int, dim: int) -> None:
+        super().__init__()
+        self.net = _scale_preserving(nn.Linear(in_dim, dim))
+
+    def forward(self, x: Tensor, sample: bool) -> Latent:
+        mu = self.net(x)
+        return Latent(mu, mu, mu.new_zeros(1, 1))
 
 
 def _total(terms: Iterable[Tensor]) -> Tensor:
@@ -127,6 +147,18 @@ class DMIL(Objective):
     * stage ``id``: ``L1``; stage ``cd``: ``CE(y_hat) + L2`` with encoders, projections and ID modules
       frozen; stage ``finetune``: ``CE(y_hat) + beta * L1 + gamma * L2`` (the paper's ``L3``).
 
+    Ablations (the paper's Table "FC / ID only / CD only"):
+
+    * ``variant="fc"``: every ``VB`` is a deterministic ``Linear(in, d)`` (``z = mu``, no sampling) and every KL
+      term is gone: ``L1 = sum_m [CE(head(M_m)) + w_rec_id * rec_m]``, ``L2 = w_comp * sum_c CE(l_c) + w_rec_cd *
+      sum_m rec_m`` (no ``KL(R)``, ``KL(U_m)``, no alignment, which is a KL between Gaussians). Same stages.
+    * ``variant="cd_only"``: no intra-modality decomposition (no ``M_m``, ``N_m``, ID heads, ``L1``): the CD
+      module and the synergy map read ``Z_m`` directly (``R = VB([Z_1, Z_2])``, ``U_m = VB(Z_m)``, decoders
+      reconstruct ``Z_m`` from ``[R, U_m]``, alignment heads ``v_m(R | Z_m)``, ``S = f([Z_1, Z_2, Z_1 * Z_2])``).
+      One stage ``cd`` of ``train.epochs`` epochs trains encoders, projections and every CD module on
+      ``CE(y_hat) + L2`` at ``stage2_lr_scale * train.lr`` (nothing would train the encoders otherwise). The
+      unimodal predictions are ``l_U1`` and ``l_U2``.
+
     Reconstruction targets are detached (the decomposition describes ``Z_m``; it does not reshape it).
     With ``synergy_focus`` (an Interplay addition, not in the paper) S's cross-entropy is weighted per sample
     by how badly R, U1 and U2 predict it (``1 - max_c p_c(y)``, normalised to mean 1).
@@ -144,7 +176,8 @@ class DMIL(Objective):
 
     Args:
         dim: latent width ``d``.
-        variant: ``"auto"`` (``full`` for two modalities, ``id_only`` otherwise), ``"full"``, ``"id_only"``.
+        variant: ``"auto"`` (``full`` for two modalities, ``id_only`` otherwise), ``"full"``, ``"id_only"``, or
+            the ablations ``"fc"`` and ``"cd_only"`` (two modalities).
         combine: ``"logit"``: ``y_hat = sum_c g_c l_c``; ``"prob"``: ``log sum_c g_c softmax(l_c)``.
         kl_reduction: ``"sum"`` or ``"mean"`` of each KL over latent dimensions.
         stage1_frac, stage2_frac, stage1_epochs, stage2_epochs: stage lengths (see above).
@@ -160,7 +193,7 @@ class DMIL(Objective):
     description = "DMIL: variational R/U/S decomposition, per-sample gate over component predictions, 3 stages"
     stage_index: Tensor  # () buffer: the stage the weights belong to
 
-    def __init__(self, dim: int = 32, variant: Literal["auto", "full", "id_only"] = "auto",
+    def __init__(self, dim: int = 32, variant: Literal["auto", "full", "fc", "id_only", "cd_only"] = "auto",
                  combine: Literal["logit", "prob"] = "logit", synergy: Literal["mlp", "linear"] = "mlp",
                  synergy_focus: bool = False, kl_reduction: Literal["sum", "mean"] = "sum",
                  stage1_frac: float = 0.1, stage2_frac: float = 0.1, stage1_epochs: int | None = None,
@@ -171,6 +204,8 @@ class DMIL(Objective):
         super().__init__()
         if dim < 1:
             raise ConfigError(f"method.dim: expected a positive integer, got {dim}")
+        if variant not in VARIANTS:
+            raise ConfigError(f"method.variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
         for name, frac in (("stage1_frac", stage1_frac), ("stage2_frac", stage2_frac)):
             if not 0 <= frac <= 1:
                 raise ConfigError(f"method.{name}: expected a fraction in [0, 1], got {frac}")
@@ -199,7 +234,8 @@ class DMIL(Objective):
         self.synergy, self.synergy_focus = synergy, synergy_focus
         self.modalities: list[str] = []
         self.components: list[str] = []
-        self.full = True
+        self.full = True  # R, U1, U2, S components (variants full, fc, cd_only)
+        self.kind = "full"  # the resolved variant: full, fc, id_only or cd_only
         self._plan: dict[str, int] = {}
         # which stage the weights belong to (1: ID heads predict; 2, 3: the gated mixture); saved with them
         self.register_buffer("stage_index", torch.zeros((), dtype=torch.long))
@@ -209,23 +245,27 @@ class DMIL(Objective):
         super().setup(model, data)
         self.modalities = model.modalities
         k = len(self.modalities)
-        if self.variant == "full" and k != 2:
-            raise ConfigError(f"method.variant: 'full' needs exactly two modalities, the data has {k}; "
+        if self.variant in DECOMPOSED and k != 2:
+            raise ConfigError(f"method.variant: {self.variant!r} needs exactly two modalities, the data has {k}; "
                               f"use variant=id_only (the paper's intra-modality-only setting) or auto")
-        self.full = self.variant == "full" or (self.variant == "auto" and k == 2)
+        self.kind = self.variant if self.variant != "auto" else ("full" if k == 2 else "id_only")
+        self.full = self.kind in DECOMPOSED
         d, c = self.dim, data.info.num_classes
         dims = model.feature_dims()
+        bottleneck = DeterministicLatent if self.kind == "fc" else VariationalBottleneck
         self.proj = nn.ModuleDict({m: _scale_preserving(nn.Linear(dims[m], d)) for m in self.modalities})
-        self.id_m = nn.ModuleDict({m: VariationalBottleneck(d, d) for m in self.modalities})
-        self.id_n = nn.ModuleDict({m: VariationalBottleneck(d, d) for m in self.modalities})
-        self.id_dec = nn.ModuleDict({m: mlp([2 * d, d, d], last_activation=False) for m in self.modalities})
-        self.id_head = nn.ModuleDict({m: nn.Linear(d, c) for m in self.modalities})
+        if self.kind != "cd_only":
+            self.id_m = nn.ModuleDict({m: bottleneck(d, d) for m in self.modalities})
+            self.id_n = nn.ModuleDict({m: bottleneck(d, d) for m in self.modalities})
+            self.id_dec = nn.ModuleDict({m: mlp([2 * d, d, d], last_activation=False) for m in self.modalities})
+            self.id_head = nn.ModuleDict({m: nn.Linear(d, c) for m in self.modalities})
         if self.full:
             self.components = list(FULL_COMPONENTS)
-            self.cd_r = VariationalBottleneck(2 * d, d)
-            self.cd_u = nn.ModuleDict({m: VariationalBottleneck(d, d) for m in self.modalities})
+            self.cd_r = bottleneck(2 * d, d)
+            self.cd_u = nn.ModuleDict({m: bottleneck(d, d) for m in self.modalities})
             self.cd_dec = nn.ModuleDict({m: mlp([2 * d, d, d], last_activation=False) for m in self.modalities})
-            self.cd_align = nn.ModuleDict({m: nn.Linear(d, 2 * d) for m in self.modalities})
+            if self.variational:
+                self.cd_align = nn.ModuleDict({m: nn.Linear(d, 2 * d) for m in self.modalities})
             self.syn = nn.Linear(3 * d, d) if self.synergy == "linear" else \
                 mlp([3 * d, 4 * d, d], last_activation=False)
             self.heads = nn.ModuleDict({comp: nn.Linear(d, c) for comp in self.components})
@@ -235,7 +275,12 @@ class DMIL(Objective):
 
     @property
     def variant_label(self) -> str:
-        return "full" if self.full else "intra_modality_only"
+        return "intra_modality_only" if self.kind == "id_only" else self.kind
+
+    @property
+    def variational(self) -> bool:
+        """Whether the latents are variational bottlenecks with KL terms (every variant but ``fc``)."""
+        return self.kind != "fc"
 
     # ------------------------------------------------------------------ stages
     def stage_lengths(self, epochs: int) -> tuple[int, int, int]:
@@ -268,8 +313,11 @@ class DMIL(Objective):
         return name.startswith(("model.encoders.", "objective."))
 
     def stages(self, epochs: int) -> list[Stage]:
-        n1, n2, n3 = self.stage_lengths(epochs)
         s1, s2, s3 = self.lr_scales
+        if self.kind == "cd_only":  # no ID module to pre-train: one stage trains encoders and the CD part
+            self._plan = {"cd": epochs}
+            return [Stage("cd", epochs, s2, self._trains_all)] if epochs > 0 else []
+        n1, n2, n3 = self.stage_lengths(epochs)
         plan = [Stage("id", n1, s1, self._trains_id),
                 Stage("cd" if self.full else "gate", n2, s2, self._trains_fusion),
                 Stage("finetune", n3, s3, self._trains_all)]
@@ -286,6 +334,9 @@ class DMIL(Objective):
 
     def _intra(self, feats: dict[str, Tensor], sample: bool) -> Intra:
         z = {m: self.proj[m](feats[m]) for m in self.modalities}
+        if self.kind == "cd_only":  # no ID module: the CD part and the synergy map read Z_m (M_m = N_m = Z_m)
+            same = {m: Latent(z[m], z[m], z[m].new_zeros(1, 1)) for m in self.modalities}
+            return Intra(z, same, same, {})
         lat_m = {m: self.id_m[m](z[m], sample) for m in self.modalities}
         lat_n = {m: self.id_n[m](z[m], sample) for m in self.modalities}
         logits = {m: self.id_head[m](lat_m[m].z) for m in self.modalities}
@@ -323,9 +374,12 @@ class DMIL(Objective):
     def _loss_id(self, intra: Intra, target: Tensor, parts: dict[str, Tensor]) -> Tensor:
         ce = _total(self.task_loss(intra.logits[m], target) for m in self.modalities)
         kl = _total(self._kl(intra.m[m].mu, intra.m[m].logvar) + self._kl(intra.n[m].mu, intra.n[m].logvar)
-                    for m in self.modalities)
+                    for m in self.modalities) if self.variational else None
         rec = _total(F.mse_loss(self.id_dec[m](torch.cat([intra.m[m].z, intra.n[m].z], -1)), intra.z[m].detach())
                      for m in self.modalities)
+        if kl is None:  # fc: no KL terms
+            parts.update(ce_id=ce, rec_id=rec)
+            return ce + self.w_rec_id * rec
         parts.update(ce_id=ce, kl_id=kl, rec_id=rec)
         return ce + self.w_kl_id * kl + self.w_rec_id * rec
 
@@ -341,6 +395,11 @@ class DMIL(Objective):
         parts["ce_comp"] = comp = _total(ce_comp)
         lat = fused.latents
         r = lat["R"]
+        if not self.variational:  # fc: no KL of R, U_m, no alignment (a KL between Gaussians)
+            rec = _total(F.mse_loss(self.cd_dec[m](torch.cat([r.z, lat[u].z], -1)), intra.m[m].mu.detach())
+                         for m, u in zip(self.modalities, ("U1", "U2")))
+            parts.update(rec_cd=rec)
+            return self.w_comp * comp + self.w_rec_cd * rec
         kl = self._kl(r.mu, r.logvar) + self._kl(lat["U1"].mu, lat["U1"].logvar) + \
             self._kl(lat["U2"].mu, lat["U2"].logvar)
         align = rec = torch.zeros((), device=r.mu.device)
@@ -364,10 +423,20 @@ class DMIL(Objective):
     # ------------------------------------------------------------------ training
     def forward(self, model: MultimodalModel, batch: Batch, state: TrainState) -> ObjectiveOutput:
         stage = STAGE_INDEX.get(state.stage, 3)  # a loop without stages trains everything with the stage-3 loss
+        if self.kind == "cd_only":  # one stage, everything trained: CE(y_hat) + L2 (no ID module, no L1)
+            stage = 2
         self.stage_index.fill_(stage)
         target = batch.target
         parts: dict[str, Tensor] = {}
-        if stage == 1:
+        if self.kind == "cd_only":
+            intra = self._intra(model.encode(batch.inputs), self.training)
+            fused = self._fuse(intra, self.training)
+            parts["ce_fused"] = loss = self.task_loss(fused.prediction, target)
+            loss = loss + self._loss_cd(intra, fused, target, parts)
+            logits = fused.prediction
+            for i, c in enumerate(self.components):
+                self.log_epoch(f"gate_{c}", fused.gate[:, i].detach().mean(), len(batch))
+        elif stage == 1:
             intra = self._intra(model.encode(batch.inputs), self.training)
             loss = self._loss_id(intra, target, parts)
             logits = self._id_prediction(intra.logits)
@@ -394,12 +463,17 @@ class DMIL(Objective):
     def predict(self, model: MultimodalModel, batch: Batch) -> Prediction:
         intra = self._intra(model.encode(batch.inputs), sample=False)
         fused = self._fuse(intra, sample=False)
-        logits = self._id_prediction(intra.logits) if int(self.stage_index) <= 1 else fused.prediction
+        if self.kind == "cd_only":  # no ID heads: the unique components are the unimodal predictions
+            logits = fused.prediction
+            unimodal = {m: fused.logits[:, self.components.index(u)] for m, u in zip(self.modalities, ("U1", "U2"))}
+        else:
+            logits = self._id_prediction(intra.logits) if int(self.stage_index) <= 1 else fused.prediction
+            unimodal = dict(intra.logits)
         extras = {f"gate_{c}": fused.gate[:, i] for i, c in enumerate(self.components)}
         if self.full:
             for i, c in enumerate(self.components):
                 extras[f"pred_{c}"] = fused.logits[:, i, 0] if self.regression else fused.logits[:, i].argmax(-1)
-        return Prediction(logits, dict(intra.logits), extras)
+        return Prediction(logits, unimodal, extras)
 
     def _sources(self) -> dict[str, str]:
         """Component -> the pid-xor source name it corresponds to."""

@@ -166,3 +166,82 @@ def test_nan_inputs_rejected():
 
 def test_registry_has_the_synthetic_sets():
     assert {"pid-xor", "gaussian-split", "mfeat"} <= set(DATASETS.names())
+
+
+# ---------------------------------------------------------------------------- test-time shifts (data.shift)
+from interplay.data.synthetic import parse_shift  # noqa: E402
+
+
+def _same_split(a, b):
+    return all(torch.equal(a.inputs[m], b.inputs[m]) for m in a.inputs) and torch.equal(a.target, b.target)
+
+
+@pytest.mark.parametrize("builder, shift", [
+    (pid_xor, "noise=1"), (pid_xor, "mix=synergistic=1"), (pid_xor, "corrupt=x1"),
+    (pid_xor, "mix=unique2=1; noise=0.5; corrupt=x2"), (gaussian_split, "noise=2"), (gaussian_split, "corrupt=x2")])
+def test_shift_changes_the_test_split_only(builder, shift):
+    base, shifted = builder(seed=2, n_train=200, n_test=300), builder(seed=2, n_train=200, n_test=300, shift=shift)
+    assert _same_split(base.train, shifted.train) and _same_split(base.val, shifted.val)
+    assert not _same_split(base.test, shifted.test)
+    assert shifted.info.extra["shift"] == parse_shift(shift, ["x1", "x2"], SOURCES)
+    again = builder(seed=2, n_train=200, n_test=300, shift=shift)
+    assert _same_split(shifted.test, again.test)  # seeded
+
+
+def test_noise_shift_adds_noise_of_the_given_sd_to_every_modality():
+    base = pid_xor(seed=0, n_train=200, n_test=4000)
+    shifted = pid_xor(seed=0, n_train=200, n_test=4000, shift="noise=2")
+    assert torch.equal(base.test.target, shifted.test.target)
+    for m in ("x1", "x2"):
+        diff = shifted.test.inputs[m] - base.test.inputs[m]
+        assert abs(float(diff.std()) - 2.0) < 0.02 and abs(float(diff.mean())) < 0.02
+    assert _same_split(base.test, pid_xor(seed=0, n_train=200, n_test=4000, shift="noise=0").test)
+
+
+def test_corrupt_shift_replaces_one_modality_by_independent_noise():
+    base = gaussian_split(seed=0, n_train=200, n_test=4000)
+    shifted = gaussian_split(seed=0, n_train=200, n_test=4000, shift="corrupt=x1")
+    assert torch.equal(base.test.inputs["x2"], shifted.test.inputs["x2"])
+    x = shifted.test.inputs["x1"].numpy()
+    assert abs(x.mean()) < 0.02 and abs(x.std() - 1) < 0.02
+    # no linear relation to the label or to the clean features left
+    y = shifted.test.target.numpy() * 2.0 - 1
+    assert np.abs(np.corrcoef(np.c_[x, y].T)[-1, :-1]).max() < 0.1
+    clean = base.test.inputs["x1"].numpy()
+    assert abs(np.corrcoef(x[:, 0], clean[:, 0])[0, 1]) < 0.1
+
+
+def test_mix_shift_draws_the_test_samples_from_the_new_mix():
+    s = pid_xor(seed=0, n_train=200, n_test=3000, mix="redundant=0.9,synergistic=0.1",
+                shift="mix=unique1=0.5,synergistic=0.5")
+    counts = torch.bincount(s.test.meta["interaction"], minlength=4).float() / 3000
+    assert counts[SOURCES.index("redundant")] == 0 and counts[SOURCES.index("unique2")] == 0
+    assert abs(float(counts[SOURCES.index("unique1")]) - 0.5) < 0.03
+    assert set(s.train.meta["interaction"].tolist()) <= {SOURCES.index("redundant"), SOURCES.index("synergistic")}
+    # standardised with the *training* statistics: the new unique1 block has a different scale than in training
+    u = s.info.block_map["x1"]["unique"]
+    assert float(s.test.inputs["x1"][:, u].std()) > 1.5
+
+
+@pytest.mark.parametrize("shift, message", [
+    ("noise", "KIND=VALUE"), ("blur=2", "unknown kind 'blur'"), ("noise=-1", "non-negative"),
+    ("noise=abc", "needs a number"), ("corrupt=x3", "corrupt='x3' is not a modality"),
+    ("mix=bogus=1", "unknown source"), ("noise=1;noise=2", "given twice")])
+def test_bad_shifts_are_one_line(shift, message):
+    with pytest.raises(ConfigError, match="data.shift") as info:
+        pid_xor(seed=0, n_train=50, n_test=10, shift=shift)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_mix_shift_is_pid_xor_only():
+    with pytest.raises(ConfigError, match="pid-xor only"):
+        gaussian_split(seed=0, n_train=50, n_test=10, shift="mix=redundant=1")
+
+
+def test_shift_is_validated_when_the_config_resolves():
+    from interplay.engine import resolve_config
+
+    from ..conftest import make_config
+
+    with pytest.raises(ConfigError, match="data.shift"):
+        resolve_config(make_config("joint", data={"shift": "corrupt=audio"}))

@@ -5,6 +5,9 @@
 * ``gaussian-split``: the OMIB setting. Views mix shared and view-specific task-relevant Gaussian
   factors with superfluous ones; presets move the task information between views.
 
+Both take ``shift`` (:func:`parse_shift`): a distribution shift applied to the *test split only* (training and
+validation data are bit-identical with and without it), for out-of-distribution evaluation of a trained run.
+
 See ``shared/spec/synthetic.md`` for the definitions these generators implement.
 """
 
@@ -22,6 +25,11 @@ from .dataset import DATASETS, DataInfo, DataSplits, MultimodalDataset, validate
 
 #: how far the weights of a mix may sum from 1 (e.g. ``0.333`` three times); they are then scaled to sum to 1
 MIX_TOLERANCE = 1e-3
+#: second entropy word of the generator that draws a test-time shift (``[seed, SHIFT_STREAM]``): independent of
+#: the data stream, so a shift never changes the training and validation samples
+SHIFT_STREAM = 0x5F1F7
+#: the kinds of test-time shift ``parse_shift`` accepts
+SHIFT_KINDS = ("noise", "mix", "corrupt")
 
 
 def modality_names(m: int) -> list[str]:
@@ -75,6 +83,66 @@ def parse_mix(mix: str | Mapping[str, float], allowed: tuple[str, ...], field: s
     return {k: w for k, w in weights.items() if w > 0}
 
 
+def parse_shift(shift: str | None, modalities: list[str], sources: tuple[str, ...] | None) -> dict[str, object]:
+    """Parse a test-time shift ``KIND=VALUE[;KIND=VALUE...]`` (each kind at most once); ``None``/``""``: no shift.
+
+    * ``noise=SD``: add ``N(0, SD^2)`` to every test feature (after standardisation: ``SD`` is in units of the
+      training standard deviation);
+    * ``mix=NAME=W,...`` (pid-xor only; ``sources`` given): the test samples are drawn with this source mix
+      instead of ``data.mix`` (same generator otherwise; standardised with the training statistics);
+    * ``corrupt=MODALITY``: that modality's test features are replaced by independent ``N(0, 1)`` noise
+      (standardised units): it carries no information at test time.
+
+    Returns ``{"noise": float, "mix": dict, "corrupt": str}`` with the kinds given. Raises :class:`ConfigError`
+    (one line naming ``data.shift``) on anything else.
+    """
+    if shift is None or not str(shift).strip():
+        return {}
+    out: dict[str, object] = {}
+    for part in filter(None, (p.strip() for p in str(shift).split(";"))):
+        kind, sep, value = part.partition("=")
+        kind, value = kind.strip(), value.strip()
+        if not sep or not value:
+            raise ConfigError(f"data.shift: expected KIND=VALUE items separated by ';' (kinds: "
+                              f"{', '.join(SHIFT_KINDS)}), got {part!r}")
+        if kind not in SHIFT_KINDS:
+            raise ConfigError(f"data.shift: unknown kind {kind!r}; expected noise=SD, mix=NAME=W,... or "
+                              f"corrupt=MODALITY")
+        if kind in out:
+            raise ConfigError(f"data.shift: {kind!r} given twice")
+        if kind == "noise":
+            try:
+                sd = float(value)
+            except ValueError:
+                raise ConfigError(f"data.shift: noise=SD needs a number, got {value!r}") from None
+            if not math.isfinite(sd) or sd < 0:
+                raise ConfigError(f"data.shift: noise=SD needs a finite non-negative number, got {value!r}")
+            out[kind] = sd
+        elif kind == "mix":
+            if sources is None:
+                raise ConfigError("data.shift: mix=... applies to pid-xor only (this dataset has no source mix)")
+            out[kind] = parse_mix(value, sources, field="data.shift mix")
+        else:
+            if value not in modalities:
+                raise ConfigError(f"data.shift: corrupt={value!r} is not a modality; expected one of "
+                                  f"{', '.join(modalities)}")
+            out[kind] = value
+    return out
+
+
+def _apply_test_shift(splits: DataSplits, shift: Mapping[str, object], rng: np.random.Generator) -> None:
+    """Corrupt and add noise to ``splits.test`` (standardised features) in place, as :func:`parse_shift` says."""
+    test = splits.test
+    corrupt = shift.get("corrupt")
+    if isinstance(corrupt, str):
+        x = test.inputs[corrupt]
+        test.inputs[corrupt] = torch.as_tensor(rng.normal(0.0, 1.0, size=tuple(x.shape)), dtype=x.dtype)
+    sd = shift.get("noise")
+    if isinstance(sd, float) and sd > 0:
+        for m, x in test.inputs.items():
+            test.inputs[m] = x + torch.as_tensor(rng.normal(0.0, sd, size=tuple(x.shape)), dtype=x.dtype)
+
+
 def _sign(bits: np.ndarray) -> np.ndarray:
     return 2.0 * bits - 1.0
 
@@ -119,7 +187,7 @@ def _check_finite(name: str, value: float, positive: bool = False) -> None:
 
 def check_pid_xor(*, n_train: int | None, n_test: int | None, val_fraction: float, mix: str | Mapping[str, float],
                   modalities: int, dim: int, block_frac: float, latent: int, strength: float, noise: float,
-                  **_: object) -> dict[str, float]:
+                  shift: str | None = None, **_: object) -> dict[str, float]:
     """Validate pid-xor's parameter values (cheap; no data are drawn) and return the parsed mix."""
     if modalities < 2:
         raise ConfigError(f"data.modalities: need at least 2, got {modalities}")
@@ -133,6 +201,7 @@ def check_pid_xor(*, n_train: int | None, n_test: int | None, val_fraction: floa
         raise ConfigError(f"data.latent: expected a positive integer, got {latent}")
     _check_finite("strength", strength)
     _check_finite("noise", noise)
+    parse_shift(shift, modality_names(modalities), pid_xor_sources(modalities))
     return parse_mix(mix, pid_xor_sources(modalities))
 
 
@@ -141,7 +210,8 @@ def check_pid_xor(*, n_train: int | None, n_test: int | None, val_fraction: floa
 def pid_xor(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
             root: str | None = None, mix: str | dict[str, float] = "redundant=0.9,synergistic=0.1",
             modalities: int = 2, dim: int = 32, block_frac: float = 0.2, latent: int = 4,
-            strength: float = 3.0, noise: float = 1.0, projection_seed: int = 1234) -> DataSplits:
+            strength: float = 3.0, noise: float = 1.0, projection_seed: int = 1234,
+            shift: str | None = None) -> DataSplits:
     """PID-block XOR data (binary label) with a known source per sample.
 
     Every modality ``x_m`` (``dim`` features, all ``N(0, noise^2)``) has three blocks of
@@ -159,10 +229,15 @@ def pid_xor(*, seed: int = 0, n_train: int | None = None, n_test: int | None = N
     ``n_train`` samples (default 2000, of which ``val_fraction`` are validation) and ``n_test`` test
     samples (default 4000). ``meta["interaction"]`` holds each sample's source code (an index into
     ``info.interactions``); ``info.block_map`` holds the per-coordinate block map.
+
+    ``shift`` (:func:`parse_shift`) changes the test split only: ``mix=`` draws the ``n_test`` test samples
+    again with another source mix from an independent generator (``[seed, SHIFT_STREAM]``), ``noise=`` and
+    ``corrupt=`` act on the standardised test features. ``info.extra["shift"]`` records the parsed shift.
     """
     weights = check_pid_xor(n_train=n_train, n_test=n_test, val_fraction=val_fraction, mix=mix,
                             modalities=modalities, dim=dim, block_frac=block_frac, latent=latent, strength=strength,
-                            noise=noise)
+                            noise=noise, shift=shift)
+    test_shift = parse_shift(shift, modality_names(modalities), pid_xor_sources(modalities))
     n_train = 2000 if n_train is None else n_train
     n_test = 4000 if n_test is None else n_test
     block = int(round(block_frac * dim))
@@ -174,33 +249,50 @@ def pid_xor(*, seed: int = 0, n_train: int | None = None, n_test: int | None = N
     proj_rng = np.random.default_rng(projection_seed)
     proj = {m: {b: proj_rng.normal(0.0, 0.5, size=(block, latent)) for b in blocks} for m in names}
 
+    def draw(rng: np.random.Generator, n: int, weights: Mapping[str, float]) \
+            -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """``n`` samples with source mix ``weights``: features per modality, labels, source codes."""
+        y = rng.integers(0, 2, size=n)
+        source = rng.choice(len(sources), size=n, p=[weights.get(s, 0.0) for s in sources])
+        x = {m: rng.normal(0.0, noise, size=(n, dim)) for m in names}
+
+        def code(z_sign: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            return np.abs(rng.normal(0.0, strength, size=(len(rows), latent))) * z_sign[:, None]
+
+        for i, m in enumerate(names):  # unique sources
+            rows = np.flatnonzero(source == sources.index(f"unique{i + 1}"))
+            x[m][np.ix_(rows, blocks["unique"])] = code(_sign(y[rows]), rows) @ proj[m]["unique"].T
+        rows = np.flatnonzero(source == sources.index("redundant"))
+        z = code(_sign(y[rows]), rows)
+        for m in names:
+            x[m][np.ix_(rows, blocks["redundant"])] = z @ proj[m]["redundant"].T
+        rows = np.flatnonzero(source == sources.index("synergistic"))
+        bits = rng.integers(0, 2, size=(len(rows), modalities))
+        bits[:, -1] = (y[rows] + bits[:, :-1].sum(1)) % 2
+        for i, m in enumerate(names):
+            x[m][np.ix_(rows, blocks["synergy"])] = code(_sign(bits[:, i]), rows) @ proj[m]["synergy"].T
+        return x, y, source
+
     rng = np.random.default_rng(seed)
-    n = n_train + n_test
-    y = rng.integers(0, 2, size=n)
-    source = rng.choice(len(sources), size=n, p=[weights.get(s, 0.0) for s in sources])
-    x = {m: rng.normal(0.0, noise, size=(n, dim)) for m in names}
+    x, y, source = draw(rng, n_train + n_test, weights)
+    shift_rng = np.random.default_rng([seed, SHIFT_STREAM])
+    new_mix = test_shift.get("mix")
+    if isinstance(new_mix, dict):  # the test rows again, from the shifted mix (train and validation untouched)
+        x_t, y_t, source_t = draw(shift_rng, n_test, new_mix)
+        for m in names:
+            x[m][n_train:] = x_t[m]
+        y[n_train:], source[n_train:] = y_t, source_t
 
-    def code(z_sign: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return np.abs(rng.normal(0.0, strength, size=(len(rows), latent))) * z_sign[:, None]
-
-    for i, m in enumerate(names):  # unique sources
-        rows = np.flatnonzero(source == sources.index(f"unique{i + 1}"))
-        x[m][np.ix_(rows, blocks["unique"])] = code(_sign(y[rows]), rows) @ proj[m]["unique"].T
-    rows = np.flatnonzero(source == sources.index("redundant"))
-    z = code(_sign(y[rows]), rows)
-    for m in names:
-        x[m][np.ix_(rows, blocks["redundant"])] = z @ proj[m]["redundant"].T
-    rows = np.flatnonzero(source == sources.index("synergistic"))
-    bits = rng.integers(0, 2, size=(len(rows), modalities))
-    bits[:, -1] = (y[rows] + bits[:, :-1].sum(1)) % 2
-    for i, m in enumerate(names):
-        x[m][np.ix_(rows, blocks["synergy"])] = code(_sign(bits[:, i]), rows) @ proj[m]["synergy"].T
-
+    extra: dict[str, object] = {"mix": weights}
+    if test_shift:
+        extra["shift"] = test_shift
     info = DataInfo(name="pid-xor", modalities={m: (dim,) for m in names}, num_classes=2,
                     interactions=sources,
                     block_map={m: {b: idx.tolist() for b, idx in blocks.items()} for m in names},
-                    extra={"mix": weights})
-    return _split_and_wrap("pid-xor", x, y, {"interaction": source}, n_train, val_fraction, rng, info)
+                    extra=extra)
+    splits = _split_and_wrap("pid-xor", x, y, {"interaction": source}, n_train, val_fraction, rng, info)
+    _apply_test_shift(splits, test_shift, shift_rng)
+    return splits
 
 
 GAUSSIAN_PRESETS: dict[str, tuple[float, float, float]] = {
@@ -213,7 +305,7 @@ GAUSSIAN_PRESETS: dict[str, tuple[float, float, float]] = {
 
 def check_gaussian_split(*, n_train: int | None, n_test: int | None, val_fraction: float, preset: str, dim: int,
                          factor_dim: int, view_noise: float, label_noise: float, num_classes: int,
-                         **_: object) -> None:
+                         shift: str | None = None, **_: object) -> None:
     """Validate gaussian-split's parameter values (cheap; no data are drawn)."""
     if preset not in GAUSSIAN_PRESETS:
         raise ConfigError(f"data.preset: unknown preset {preset!r}; expected one of {', '.join(GAUSSIAN_PRESETS)}")
@@ -225,6 +317,7 @@ def check_gaussian_split(*, n_train: int | None, n_test: int | None, val_fractio
     _check_finite("view_noise", view_noise)
     _check_finite("label_noise", label_noise)
     check_split_sizes(2000 if n_train is None else n_train, 4000 if n_test is None else n_test, val_fraction)
+    parse_shift(shift, ["x1", "x2"], None)
 
 
 @DATASETS.register("gaussian-split")
@@ -233,7 +326,8 @@ def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | N
                    val_fraction: float = 0.1, root: str | None = None, preset: str = "sim1", dim: int = 32,
                    factor_dim: int = 4, view_noise: float = 0.5, label_noise: float = 0.3,
                    num_classes: int = 2, mixing_seed: int = 4321,
-                   task: Literal["classification", "regression"] = "classification") -> DataSplits:
+                   task: Literal["classification", "regression"] = "classification",
+                   shift: str | None = None) -> DataSplits:
     """Gaussian information-split data (the OMIB setting), two views.
 
     Independent standard-normal factors of width ``factor_dim``: shared task-relevant ``a0``,
@@ -248,10 +342,13 @@ def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | N
 
     ``task="regression"``: the target is instead the noisy score rescaled to standard deviation 1.5 and
     clipped to ``[-3, 3]`` (a MOSI-like sentiment score); ``num_classes`` is then ignored.
+
+    ``shift`` (:func:`parse_shift`: ``noise=SD``, ``corrupt=x1|x2``) acts on the standardised test features only.
     """
     check_gaussian_split(n_train=n_train, n_test=n_test, val_fraction=val_fraction, preset=preset, dim=dim,
                          factor_dim=factor_dim, view_noise=view_noise, label_noise=label_noise,
-                         num_classes=num_classes)
+                         num_classes=num_classes, shift=shift)
+    test_shift = parse_shift(shift, ["x1", "x2"], None)
     n_train = 2000 if n_train is None else n_train
     n_test = 4000 if n_test is None else n_test
     c = GAUSSIAN_PRESETS[preset]
@@ -275,13 +372,18 @@ def gaussian_split(*, seed: int = 0, n_train: int | None = None, n_test: int | N
     y = np.searchsorted(edges, noisy)
 
     bayes = 1 - math.atan(label_noise) / math.pi if num_classes == 2 and task == "classification" else None
+    extra: dict[str, object] = {"preset": preset, "bayes_accuracy": bayes,
+                                "factor_weights": {"a0": c[0], "a1": c[1], "a2": c[2]}}
+    if test_shift:
+        extra["shift"] = test_shift
     info = DataInfo(name="gaussian-split", modalities={"x1": (dim,), "x2": (dim,)},
-                    num_classes=1 if task == "regression" else num_classes, task=task,
-                    extra={"preset": preset, "bayes_accuracy": bayes,
-                           "factor_weights": {"a0": c[0], "a1": c[1], "a2": c[2]}})
+                    num_classes=1 if task == "regression" else num_classes, task=task, extra=extra)
     target = np.clip(noisy / scale * 1.5, -3.0, 3.0) if task == "regression" else y
-    return _split_and_wrap("gaussian-split", {"x1": v1, "x2": v2}, target, {}, n_train, val_fraction, rng, info)
+    splits = _split_and_wrap("gaussian-split", {"x1": v1, "x2": v2}, target, {}, n_train, val_fraction, rng, info)
+    _apply_test_shift(splits, test_shift, np.random.default_rng([seed, SHIFT_STREAM]))
+    return splits
 
 
 __all__ = ["pid_xor", "gaussian_split", "parse_mix", "pid_xor_sources", "modality_names",
-           "GAUSSIAN_PRESETS", "MIX_TOLERANCE", "check_pid_xor", "check_gaussian_split", "check_split_sizes"]
+           "GAUSSIAN_PRESETS", "MIX_TOLERANCE", "check_pid_xor", "check_gaussian_split", "check_split_sizes",
+           "parse_shift", "SHIFT_KINDS", "SHIFT_STREAM"]

@@ -128,6 +128,26 @@ class _ArrayUnpickler(pickle.Unpickler):
         raise _Refused(f"{module}.{name}")
 
 
+def unpickle_arrays(path: Path, expected: str) -> Any:
+    """The object in the pickle ``path``, read by the restricted unpickler (numpy arrays, numpy scalars and plain
+    containers only; ``encoding="latin1"`` for Python 2 era pickles). Never runs code from the file.
+
+    Raises:
+        DataError: naming ``path``: unreadable, not a pickle, truncated, or referencing anything else (``expected``
+            says what the file should hold).
+    """
+    try:
+        with open(path, "rb") as fh:
+            return _ArrayUnpickler(fh, encoding="latin1").load()
+    except _Refused as exc:
+        raise DataError(f"{path}: the pickle references {exc}, which the safe loader refuses ({expected} holds "
+                        f"numpy arrays only)") from None
+    except MemoryError:
+        raise DataError(f"{path}: not enough memory to unpickle the file") from None
+    except Exception as exc:  # noqa: BLE001  (unpickling corrupt bytes can raise nearly any exception)
+        raise DataError(f"{path}: unreadable pickle ({one_line(exc)}); expected {expected}") from None
+
+
 def read_affect_pickle(path: Path, trust: bool = False) -> Any:
     """The unpickled object in ``path`` (``encoding="latin1"`` for Python 2 era pickles).
 
@@ -416,8 +436,9 @@ _COMMON_DOC = """
     (``data.val_fraction`` is ignored); ``n_train`` / ``n_test`` subsample train and test (seeded).
     ``drop_empty_text``: drop samples whose text is all zero (MultiBench does). ``standardize``: per feature with
     training statistics over non-padding steps. ``align_text``: align every modality on the text start (steps
-    before the first non-zero text step are zeroed), as MultiBench's aligned loader does. The pickle is read by a safe unpickler (numpy arrays and plain
-    containers only) unless ``interplay train --trust-pickle`` is given (files you trust).
+    before the first non-zero text step are zeroed), as MultiBench's aligned loader does. The pickle is read by a
+    safe unpickler (numpy arrays and plain containers only) unless ``interplay train --trust-pickle`` is given
+    (files you trust).
     """
 
 

@@ -104,6 +104,9 @@ class TrainConfig:
     # logger callbacks by registered name (interplay.engine.callbacks.LOGGERS), e.g. [tensorboard]; they only
     # observe the run (the run directory stays the source of truth)
     loggers: list[str] = field(default_factory=list)
+    # where train.loggers: [mlflow] logs: an MLflow tracking URI (http://host:5000, databricks, file:/path/mlruns);
+    # None: the environment's MLFLOW_TRACKING_URI, else a local file store RUN_DIR/mlruns
+    mlflow_tracking_uri: str | None = None
 
 
 @dataclass

@@ -127,7 +127,9 @@ def _check_events_match_the_run(run, epochs):
             assert scalars[tag][row["epoch"]] == pytest.approx(value, rel=1e-6, abs=1e-7), tag
     for tag in ("train/loss", "val/accuracy", "lr"):
         assert sorted(scalars[tag]) == [r["epoch"] for r in log] == epochs
-    by_interaction = [t for t in scalars if t.startswith("val/accuracy_by_interaction/")]
+    by_interaction = {t for t in scalars if t.startswith("val/accuracy_by_interaction/")}
+    # every epoch's validation accuracy per interaction (pid-xor's default mix: redundant and synergistic samples)
+    assert by_interaction == {"val/accuracy_by_interaction/redundant", "val/accuracy_by_interaction/synergistic"}
     assert all(t.removeprefix("val/") in flatten_numbers(log[0]["val"]) for t in by_interaction)
     test = flatten_numbers({"test": _metrics(run)["test"]})
     assert "test/accuracy" in test and "test/accuracy_by_interaction/synergistic" in test

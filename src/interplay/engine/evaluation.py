@@ -51,9 +51,9 @@ def evaluate(objective: Objective, model: MultimodalModel, dataset: MultimodalDa
 
 def split_metrics(out: EvalOutput, info: DataInfo, objective: Objective, detailed: bool = False) -> dict[str, Any]:
     """``accuracy``, ``macro_f1`` and ``loss`` (regression: the MOSI metrics of
-    :func:`~interplay.engine.metrics.regression_metrics` and ``loss``); with ``detailed`` also
-    ``accuracy_by_interaction`` (where sources are known), ``unimodal_accuracy`` and ``agreement_groups``
-    (where unimodal predictions exist; for regression "right" means the right sign)."""
+    :func:`~interplay.engine.metrics.regression_metrics` and ``loss``), ``accuracy_by_interaction`` (where
+    sources are known: each epoch's log.jsonl row has it); with ``detailed`` also ``unimodal_accuracy`` and
+    ``agreement_groups`` (where unimodal predictions exist; for regression "right" means the right sign)."""
     pred = out.pred
     if info.task == "regression":
         metrics: dict[str, Any] = regression_metrics(pred, out.target)
@@ -62,11 +62,11 @@ def split_metrics(out: EvalOutput, info: DataInfo, objective: Objective, detaile
         if info.num_classes == 2:  # the official metric of binary benchmarks such as Hateful Memes
             metrics["auroc"] = auroc(torch.softmax(out.logits.float(), -1)[:, 1], out.target)
     metrics["loss"] = float(objective.task_loss(out.logits, out.target))
+    correct = out.correct
+    if info.interactions is not None and "interaction" in out.meta:  # every epoch's row too (loggers plot it)
+        metrics["accuracy_by_interaction"] = accuracy_by_group(correct, out.meta["interaction"], info.interactions)
     if not detailed:
         return metrics
-    correct = out.correct
-    if info.interactions is not None and "interaction" in out.meta:
-        metrics["accuracy_by_interaction"] = accuracy_by_group(correct, out.meta["interaction"], info.interactions)
     uni_correct = None
     if out.reference_pred:  # separately trained unimodal models (preferred)
         uni_correct = {m: pred_correct(v, out.target, info.task) for m, v in out.reference_pred.items()}

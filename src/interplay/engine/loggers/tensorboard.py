@@ -3,7 +3,8 @@
 On fit start: the config as hyperparameters (the HParams dashboard) and as YAML text; after each epoch: every
 numeric value of the log.jsonl row (``train/loss``, ``val/accuracy``, ``val/accuracy_by_interaction/synergistic``,
 ``lr``, ``objective/...``) at step = the epoch number; on fit end: the test metrics (``test/...``) at the last
-epoch's step. Needs the optional dependency ``tensorboard`` (``pip install 'interplay[tensorboard]'``); the package
+epoch's step. The event file is created at the first epoch (a run that fails before it leaves nothing behind).
+Needs the optional dependency ``tensorboard`` (``pip install 'interplay[tensorboard]'``); the package
 is imported only when the logger is checked or built.
 """
 
@@ -51,6 +52,7 @@ class TensorBoardLogger(Callback):
     def __init__(self) -> None:
         self._tb = _tensorboard()
         self.writer: Any = None
+        self._config: dict[str, Any] | None = None
         self._last_step = 0
 
     def on_fit_start(self, trainer: Any, config: dict[str, Any]) -> None:
@@ -58,7 +60,15 @@ class TensorBoardLogger(Callback):
             print("interplay: warning: train.loggers: tensorboard writes nothing for a run without a run directory "
                   "(--out)", file=sys.stderr)
             return
-        log = trainer.log
+        self._config = config
+
+    def _open(self, trainer: Any, epoch: float) -> None:
+        """Create the writer before logging ``epoch`` (at the first epoch: a run that fails before it leaves no
+        event file behind, so its directory can be reused) and write the config."""
+        if self.writer is not None or self._config is None:
+            return
+        config, self._config = self._config, None
+        log = [r for r in trainer.log if r["epoch"] < epoch]  # the epochs of earlier invocations
         self._last_step = int(log[-1]["epoch"]) if log else 0
         # a resumed run: events at later steps from an interrupted invocation are superseded by this one's
         self.writer = self._tb.SummaryWriter(str(trainer.out / self.subdir),
@@ -74,6 +84,7 @@ class TensorBoardLogger(Callback):
         self.writer.flush()
 
     def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
+        self._open(trainer, row["epoch"])
         if self.writer is None:
             return
         step = int(row["epoch"])
@@ -83,6 +94,7 @@ class TensorBoardLogger(Callback):
         self.writer.flush()
 
     def on_fit_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
+        self._open(trainer, float("inf"))  # a resumed run with no epoch left to train
         if self.writer is None:
             return
         for tag, value in flatten_numbers({"test": metrics.get("test", {})}).items():

@@ -61,11 +61,12 @@ from ..io import (
 )
 from ..metrics import selection_metric, selection_score
 from ..models import MultimodalModel, build_model
-from ..objectives import Objective, Stage, TrainState, build_objective, method_params
+from ..objectives import Objective, Stage, TrainState
 from .callbacks import Callback, build_loggers, check_loggers
 from .data_info import DATA_INFO_FILE, write_data_info
 from .distributed import all_reduce_tensor, is_distributed, rank_and_world, spawn_fit, wrap
-from .evaluation import EvalOutput, evaluate, is_correct, prediction_rows, split_metrics
+from .evaluation import EvalOutput, calibrate, evaluate, is_correct, prediction_rows, split_metrics
+from .one_class import build_mode_objective, check_mode, mode_method_params
 from .seeding import epoch_generator, rng_state, seed_everything, set_rng_state
 
 PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
@@ -122,7 +123,14 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     _check_seed("data.seed", d.seed)
     _check_seed("train.seed", cfg.train.seed)
     _check_number("model.dropout", cfg.model.dropout, below=1.0)
-    cfg.method.params = method_params(cfg.method.name, cfg.method.params)
+    check_mode(cfg.train.mode)  # train.mode: the objective as configured, or wrapped (one_class: Deep SVDD)
+    cfg.method.params = mode_method_params(cfg.train.mode, cfg.method.name, cfg.method.params)
+    if cfg.train.mode == "one_class":
+        if cfg.train.select_metric == "auto":  # one-class runs pick the epoch of the best validation AUROC
+            cfg.train.select_metric = "auroc"
+        if cfg.train.unimodal_reference or cfg.train.unimodal_from:
+            raise ConfigError("train.unimodal_reference / train.unimodal_from: not available with "
+                              "train.mode=one_class (the single-modality baseline is method.svdd_modality)")
     if cfg.train.epochs < 1:
         raise ConfigError(f"train.epochs: expected a positive integer, got {cfg.train.epochs}")
     if cfg.train.batch_size < 1:
@@ -151,7 +159,8 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
 SCHEDULERS = ("none", "cosine", "step", "onecycle")
 
 #: train options added after run directories existed: a config.yaml without them ran with their defaults
-_LATER_TRAIN_OPTIONS = ("scheduler", "warmup_epochs", "step_size", "gamma", "min_lr", "patience", "accumulate")
+_LATER_TRAIN_OPTIONS = ("scheduler", "warmup_epochs", "step_size", "gamma", "min_lr", "patience", "accumulate",
+                        "mode")
 
 
 def _check_schedule(t: TrainConfig) -> None:
@@ -385,7 +394,7 @@ class Trainer:
         for split in (data.train, data.val, data.test):
             split.to(self.device)
         self.model = model = build_model(cfg.model, data.info).to(self.device)
-        self.objective = objective = build_objective(cfg.method)
+        self.objective = objective = build_mode_objective(cfg.train.mode, cfg.method)
         objective.setup(model, data)
         objective.to(self.device)
         stages = objective.stages(cfg.train.epochs)
@@ -544,6 +553,7 @@ class Trainer:
         (float64, detached) and read once at the end of the epoch (one all-reduce under DDP): no step waits for
         the device, except the non-finite-loss look every :attr:`NONFINITE_CHECK_EVERY` steps."""
         cfg, objective, model = self.cfg, self.objective, self.model
+        objective.on_train_epoch_start(model, self.data.train, state)
         self._set_train_mode()
         t0 = time.perf_counter()
         params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -560,36 +570,49 @@ class Trainer:
         first_bad = zero.clone()  # follows the loss until it is non-finite, then keeps that value
         batches = list(self.data.train.index_batches(cfg.train.batch_size, shuffle=True, generator=gen))
         accumulate = cfg.train.accumulate
+        state.num_batches = len(batches)
         for i, idx in enumerate(batches):
             # every rank sees the same global order and takes its slice of each global batch
             batch = self.data.train.batch(idx.tensor_split(self.world)[self.rank] if self.world > 1 else idx)
-            with torch.autocast(self.device.type, dtype=precision, enabled=autocast):
-                out = self._step_fn(batch, state)
-            loss = out.loss.detach().double()
-            first_bad = torch.where(torch.isfinite(first_bad), loss, first_bad)
-            if self.world == 1 and (i + 1) % self.NONFINITE_CHECK_EVERY == 0:
-                self._check_finite(first_bad, state)
-            # gradient accumulation: groups of `accumulate` batches (the epoch's last may be smaller), the loss
-            # of each averaged over its group, one optimiser step (and on_after_backward, clipping) per group
-            first_of_group = i - i % accumulate
-            group = min(accumulate, len(batches) - first_of_group)
-            if i == first_of_group:
-                optimizer.zero_grad(set_to_none=True)
-            scaler.scale(out.loss / group if group > 1 else out.loss).backward()
-            if i == first_of_group + group - 1:
-                scaler.unscale_(optimizer)
-                objective.on_after_backward(model, state)
-                if cfg.train.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                self._steps += 1
-                state.step = self._steps
+            state.batch_index = i
             b = len(batch)
+            # the objective's phases (default one): forward, backward, on_after_backward and a step each
+            phases = objective.phases(state)
+            if len(phases) > 1 and accumulate > 1:
+                raise ConfigError(f"train.accumulate: method {cfg.method.name!r} takes one optimiser step per phase "
+                                  f"({', '.join(phases)}) of each batch; gradient accumulation needs "
+                                  f"train.accumulate=1")
+            for phase in phases:
+                state.phase = phase
+                with torch.autocast(self.device.type, dtype=precision, enabled=autocast):
+                    out = self._step_fn(batch, state)
+                loss = out.loss.detach().double()
+                first_bad = torch.where(torch.isfinite(first_bad), loss, first_bad)
+                if self.world == 1 and (i + 1) % self.NONFINITE_CHECK_EVERY == 0:
+                    self._check_finite(first_bad, state)
+                # gradient accumulation: groups of `accumulate` batches (the epoch's last may be smaller), the
+                # loss of each averaged over its group, one optimiser step (and on_after_backward, clipping) per
+                # group
+                first_of_group = i - i % accumulate
+                group = min(accumulate, len(batches) - first_of_group)
+                if i == first_of_group:
+                    optimizer.zero_grad(set_to_none=True)
+                objective.backward(model, out, state,
+                                   lambda value, g=group: scaler.scale(value / g if g > 1 else value))
+                if i == first_of_group + group - 1:
+                    scaler.unscale_(optimizer)
+                    objective.on_after_backward(model, state)
+                    if cfg.train.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    self._steps += 1
+                    state.step = self._steps
+                # the batch counts once: its loss is the mean over phases, its correct count the last phase's
+                loss_sum += loss * (b / len(phases))
+                for k, v in out.parts.items():
+                    part_sums[k] = part_sums.get(k, zero) + v.detach().double() * b
             n_seen += b
-            loss_sum += loss * b
-            for k, v in out.parts.items():
-                part_sums[k] = part_sums.get(k, zero) + v.detach().double() * b
             correct += is_correct(out.logits.detach().float(), batch.target, self.data.info.task).sum()
         keys = list(part_sums)
         packed = torch.stack([first_bad, torch.tensor(float(n_seen), dtype=torch.float64, device=self.device),
@@ -611,8 +634,11 @@ class Trainer:
                                      f"(method {self.cfg.method.name}); lower train.lr or check the inputs")
 
     def _evaluate(self, split: str) -> EvalOutput:
-        return evaluate(self.objective, self.model, getattr(self.data, split), max(self.cfg.train.batch_size, 256),
-                        self.device)
+        out = evaluate(self.objective, self.model, getattr(self.data, split), max(self.cfg.train.batch_size, 256),
+                       self.device)
+        if split == "val":  # an objective with a decision threshold (one-class) chooses it on validation
+            calibrate(self.objective, out)
+        return out
 
     def _score(self, val: dict[str, Any]) -> float:
         key = selection_metric(self.cfg.train.select_metric, self.data.info.task == "regression")

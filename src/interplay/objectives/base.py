@@ -10,6 +10,28 @@ in Interplay's training loop or in anyone's::
     out.loss.backward()
     objective.on_after_backward(model, state)            # e.g. OGM-GE's gradient modulation
     optimizer.step()
+
+That loop is all most methods need. Methods that need more than one loss and one step per batch (MMPareto's
+per-loss gradients, MLA's alternating unimodal steps, PMR's prototypes from the training set) use the
+*extended step protocol*, three optional hooks whose defaults reduce to the loop above, so a loop that ignores
+them still trains every method (the documented fallback of each method then applies)::
+
+    objective.on_train_epoch_start(model, train_split, state)   # once per epoch, before the first batch
+    for batch in batches:
+        for phase in objective.phases(state):                    # default ("",): one step per batch
+            state.phase = phase
+            out = objective(model, batch, state)
+            objective.backward(model, out, state, scale)         # default: scale(out.loss).backward()
+            objective.on_after_backward(model, state)
+            optimizer.step(); optimizer.zero_grad()
+
+``scale`` maps a loss to what is back-propagated (the engine's gradient-accumulation division and AMP loss
+scaling; the identity in a plain loop). Interplay's engine honours all three (``engine/trainer.py``, step loop;
+``state.batch_index`` / ``state.num_batches`` say where in the epoch a step is). Another loop (e.g. a Lightning
+module) honours them by calling ``on_train_epoch_start`` with the train split and, for a method with several
+phases or its own ``backward``, by manual optimisation: per phase ``out = objective(...)``,
+``objective.backward(model, out, state, scale=lambda loss: loss)``, ``objective.on_after_backward(...)``,
+``optimizer.step()``.
 """
 
 from __future__ import annotations
@@ -23,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import Batch, DataInfo, DataSplits
+from ..data import Batch, DataInfo, DataSplits, MultimodalDataset
 from ..errors import ConfigError
 from ..registry import Registry
 
@@ -44,6 +66,11 @@ class TrainState:
     stage_epochs: int = 1
     step: int = 0  # optimiser steps so far
     num_epochs: int = 1
+    #: the current phase of the batch (see :meth:`Objective.phases`); "" for the default single phase
+    phase: str = ""
+    #: 0-based index of the current batch within the epoch, and the epoch's number of batches
+    batch_index: int = 0
+    num_batches: int = 1
 
 
 @dataclass
@@ -158,6 +185,33 @@ class Objective(nn.Module):
 
     def on_after_backward(self, model: MultimodalModel, state: TrainState) -> None:
         """Hook between ``loss.backward()`` and ``optimizer.step()``."""
+
+    # ------------------------------------------------------------------ extended step protocol (optional)
+    def phases(self, state: TrainState) -> tuple[str, ...]:
+        """The optimiser steps of one training batch, by name. For each phase, in order, the loop sets
+        ``state.phase``, calls :meth:`forward`, :meth:`backward`, :meth:`on_after_backward` and takes one
+        optimiser step (gradients zeroed before each phase). Default ``("",)``: one step per batch. A method that
+        alternates (e.g. MLA: one unimodal step per modality) returns several names; with more than one phase the
+        engine refuses gradient accumulation (``train.accumulate > 1``). A loop that does not honour phases calls
+        :meth:`forward` with ``state.phase == ""``, which such a method must still accept (its fallback)."""
+        return ("",)
+
+    def backward(self, model: MultimodalModel, out: ObjectiveOutput, state: TrainState,
+                 scale: Callable[[Tensor], Tensor]) -> None:
+        """Back-propagate ``out`` (called once per phase, between :meth:`forward` and :meth:`on_after_backward`).
+
+        ``scale(loss)`` is what the loop back-propagates for a loss (gradient-accumulation division, AMP loss
+        scaling; identity in a plain loop). Default: ``scale(out.loss).backward()``. A method that needs the
+        gradients of several losses separately (e.g. MMPareto) may take them with ``torch.autograd.grad`` (on
+        ``scale``-d losses, ``retain_graph=True``) and must end with exactly one ``.backward()`` of a scaled loss,
+        so that data-parallel gradient reduction sees one backward pass; it must leave in ``.grad`` the gradient
+        it wants applied, added to what is already there (gradient accumulation)."""
+        scale(out.loss).backward()
+
+    def on_train_epoch_start(self, model: MultimodalModel, train: MultimodalDataset, state: TrainState) -> None:
+        """Called once at the start of every training epoch, before its first batch, with the training split
+        (on the training device). The model may still be in evaluation mode (after validation); the loop puts
+        it in training mode afterwards. E.g. PMR computes its class prototypes here."""
 
     @torch.no_grad()
     def predict(self, model: MultimodalModel, batch: Batch) -> Prediction:

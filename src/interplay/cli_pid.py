@@ -1,15 +1,18 @@
 """The ``interplay pid`` subcommand.
 
-    interplay pid --pmf FILE.npy [--normalize] [--out DIR]
+    interplay pid --pmf FILE.npy [--normalize] [--units bits|nats] [--out DIR]
     interplay pid --data NAME [--data-root PATH] [--mix k=v,...] [--set data.KEY=VALUE ...]
                   [--n-train N] [--n-test N] [--seed S] --estimator cluster
                   [--split all|train|val|test] [--pair A,B] [--k K] [--pca-dim D]
-                  [--permutations P] [--bootstrap B] [--set estimator.KEY=VALUE ...] [--out DIR] [--quiet]
+                  [--permutations P] [--bootstrap B] [--units bits|nats] [--set estimator.KEY=VALUE ...]
+                  [--out DIR] [--quiet]
     interplay pid --data NAME ... --estimator lsmi [--pair A,B] [--epochs E] [--shift] [--units bits|nats]
                   [--set estimator.KEY=VALUE ...] [--out DIR] [--quiet]
     interplay pid --data NAME ... --estimator NAME [--set estimator.KEY=VALUE ...] [--out DIR]
 
-``--pmf`` prints the exact BROJA PID of a pmf ``P[x1, x2, y]`` stored with ``numpy.save``. ``--data``
+``--pmf`` prints the exact BROJA PID of a pmf ``P[x1, x2, y]`` stored with ``numpy.save``. ``--units nats`` reports
+nats (the PID repository's unit) instead of bits in every mode (for a plugin estimator: when it has a ``units``
+setting). ``--data``
 builds the dataset (same data options as ``interplay train``) and runs a registered estimator
 (:data:`interplay.pid.estimator.ESTIMATORS`: the dataset-level ``cluster``, the per-sample ``lsmi``, and any
 estimator a plugin registers); on ``pid-xor`` the ground truth of the generator's latent distribution is shown
@@ -56,7 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser(
         "pid", help="partial information decomposition of a pmf file or of a dataset (cluster, lsmi)",
         description="Exact PID of a pmf (--pmf), dataset-level PID of features by clustering (--estimator cluster) "
-                    "or per-sample interactions on held-out data (--estimator lsmi). Values in bits unless said.")
+                    "or per-sample interactions on held-out data (--estimator lsmi). Values in bits, or nats with "
+                    "--units nats.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--pmf", metavar="FILE.npy", help="joint pmf P[x1, x2, y] saved with numpy.save")
     src.add_argument("--data", metavar="NAME", help="dataset name (see `interplay data list`)")
@@ -82,7 +86,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--epochs", type=int, help="lsmi: max epochs of each classifier (100)")
     p.add_argument("--shift", action="store_true", default=None,
                    help="lsmi: dataset-level shift so the means are non-negative")
-    p.add_argument("--units", choices=["bits", "nats"], help="lsmi: units (default bits)")
+    p.add_argument("--units", choices=["bits", "nats"],
+                   help="units of every information value: bits (default) or nats (the PID repository's unit)")
     p.add_argument("--out", help="directory for summary.json and the per-draw / per-sample CSV")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -121,9 +126,10 @@ def _run_pmf(args: argparse.Namespace) -> int:
     from .pid import PIDInputError, broja, validate_pmf
 
     arr = _load_pmf(args.pmf)
+    units = args.units or "bits"
     try:
         P = validate_pmf(arr, normalize=args.normalize, name=args.pmf)
-        result = broja(P)
+        result = broja(P, units=units)
     except PIDInputError as exc:
         msg = str(exc).replace("(pass normalize=True to rescale)", "(pass --normalize to rescale counts)")
         raise DataError(msg if msg.startswith(args.pmf) else f"{args.pmf}: {msg}") from None
@@ -131,17 +137,17 @@ def _run_pmf(args: argparse.Namespace) -> int:
     rows = [[label, f"{getattr(result, key):.6f}"] for key, label in
             (("redundancy", "R (redundancy)"), ("unique1", "U1 (unique to x1)"), ("unique2", "U2 (unique to x2)"),
              ("synergy", "S (synergy)"), ("i_x1_y", "I(X1;Y)"), ("i_x2_y", "I(X2;Y)"), ("i_x1x2_y", "I(X1,X2;Y)"))]
-    print(f"BROJA PID of {args.pmf} ({shape} pmf P[x1, x2, y]), bits")
-    print(format_table(["quantity", "bits"], rows))
+    print(f"BROJA PID of {args.pmf} ({shape} pmf P[x1, x2, y]), {units}")
+    print(format_table(["quantity", units], rows))
     status = "converged" if result.converged else "NOT converged"
-    print(f"certificate: duality gap {result.gap:.2e} bits, marginal residual {result.residual:.1e}, "
+    print(f"certificate: duality gap {result.gap:.2e} {units}, marginal residual {result.residual:.1e}, "
           f"{result.iterations} iterations, {status}")
     if args.out:
         from .io import atomic_write_json
 
         atomic_write_json(Path(args.out) / "summary.json",
                           {"source": {"pmf": str(args.pmf), "shape": list(arr.shape), "normalize": args.normalize},
-                           "units": "bits", **result.as_dict()})
+                           "units": units, **result.as_dict()})
         print(f"wrote {Path(args.out) / 'summary.json'}")
     return 0
 
@@ -198,8 +204,8 @@ def _pair(args: argparse.Namespace) -> list[str] | None:
     return parts
 
 
-def _truth(splits: Any, pair: list[str]) -> dict[str, float] | None:
-    """Latent ground truth when the data are pid-xor; ``None`` otherwise."""
+def _truth(splits: Any, pair: list[str], units: str = "bits") -> dict[str, float] | None:
+    """Latent ground truth (in ``units``) when the data are pid-xor; ``None`` otherwise."""
     if splits.info.name != "pid-xor":
         return None
     from .data.groundtruth import pid_xor_ground_truth
@@ -207,7 +213,7 @@ def _truth(splits: Any, pair: list[str]) -> dict[str, float] | None:
 
     names = modality_names(len(splits.info.modalities))
     gt = pid_xor_ground_truth(splits.info.extra["mix"], len(names), (names.index(pair[0]), names.index(pair[1])))
-    return gt.as_dict()
+    return gt.to_units(units).as_dict()
 
 
 def _check_counts(args: argparse.Namespace) -> None:
@@ -248,12 +254,14 @@ def _run_cluster(args: argparse.Namespace, splits: Any, estimator: Any, settings
         warnings.simplefilter("ignore", UserWarning)
         result = estimator.estimate(splits, settings)
     pair = result.settings["modalities"]
-    truth = _truth(splits, pair)
+    truth = _truth(splits, pair, result.units)
     st = result.settings
-    print(f"cluster PID of {args.data} ({which}, N={st['n']}), modalities {pair[0]}, {pair[1]}; bits")
+    print(f"cluster PID of {args.data} ({which}, N={st['n']}), modalities {pair[0]}, {pair[1]}; {result.units}")
     print(f"k-means k = {st['k1']} x {st['k2']} ({st['k_chosen']}, auto {st['k_auto']}), |Y| = {st['num_classes']}, "
           f"{st['samples_per_cell']:.1f} samples per cell, {st['occupied_cells']}/{st['cells']} cells occupied; "
           f"seed {st['seed']}; {st['permutations']} permutations, {st['bootstrap']} bootstraps"
+          + ("; rows scaled to unit norm" if st.get("row_normalize") else "")
+          + ("" if st.get("standardize", True) else "; not standardised")
           + (f"; PCA to {st['pca_dim']} dims" if st["pca_dim"] else ""))
     headers, rows = result.rows(truth)
     print(format_table(headers, rows))
@@ -330,10 +338,10 @@ def _run_lsmi(args: argparse.Namespace, splits: Any, estimator: Any, settings: A
                                     "definition": "AUROC of s for synergistic-source vs all other test samples"}
         print("AUROC of s, synergistic-source vs other test samples: "
               + ("undefined (one group is empty)" if value != value else f"{value:.3f}"))
-    truth = _truth(splits, pair)
+    truth = _truth(splits, pair, u)
     if truth is not None:
         summary["truth_latent"] = truth
-        print("latent ground truth (dataset level, bits): "
+        print(f"latent ground truth (dataset level, {u}): "
               + ", ".join(f"{k} {truth[k]:.3f}" for k in ("redundancy", "unique1", "unique2", "synergy")))
     for msg in result.warnings:
         print(f"interplay: warning: {msg}", file=sys.stderr)

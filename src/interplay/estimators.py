@@ -1,6 +1,7 @@
 """Entropy and mutual-information estimators for continuous multi-view data.
 
-Two backends, both in nats, both run on standardised features (see :func:`information_report`):
+Two backends, both in nats (``EstimatorSettings(units="bits")`` converts), both run on standardised features
+(see :func:`information_report`):
 
 * ``gaussian``: fit one covariance to the concatenated views (Ledoit-Wolf shrinkage by default) and
   use Gaussian closed forms, ``H(v) = 1/2 log det(2 pi e Sigma_v)``; the per-view entropies come from
@@ -177,12 +178,14 @@ class EstimatorSettings:
     shrinkage: float | None = None  # gaussian: None = Ledoit-Wolf, else fixed intensity in [0, 1]
     standardize: bool = True  # z-score every feature before estimating (constant features dropped)
     jitter: float = 1e-10  # knn: relative noise that breaks exact ties (sklearn's convention)
+    units: Literal["nats", "bits"] = "nats"  # unit of every entropy and information in the report
 
 
 @dataclass
 class InformationReport:
-    """Entropies (nats) of the views and of their concatenation, and the total correlation
-    ``I = sum_i H_i - H_joint`` (the mutual information for two views)."""
+    """Entropies of the views and of their concatenation, and the total correlation
+    ``I = sum_i H_i - H_joint`` (the mutual information for two views), in ``settings["units"]`` (nats by default;
+    bits = nats / ln 2)."""
 
     H: dict[str, float]
     H_joint: float
@@ -227,6 +230,8 @@ def information_report(views: Mapping[str, Any], settings: EstimatorSettings | N
     s = settings or EstimatorSettings()
     if s.backend not in ("gaussian", "knn"):
         raise ValueError(f"backend: expected 'gaussian' or 'knn', got {s.backend!r}")
+    if s.units not in ("nats", "bits"):
+        raise ValueError(f"units: expected 'nats' or 'bits', got {s.units!r}")
     names = list(views)
     arrays = {m: as_2d(views[m]) for m in names}
     n = next(iter(arrays.values())).shape[0]
@@ -259,6 +264,9 @@ def information_report(views: Mapping[str, Any], settings: EstimatorSettings | N
         h = {m: knn_entropy(jittered[m], s.k) for m in names}
         mi = ksg_total_correlation([jittered[m] for m in names], s.k)
         h_joint = sum(h.values()) - mi
+    if s.units == "bits":
+        h = {m: v / math.log(2.0) for m, v in h.items()}
+        h_joint, mi = h_joint / math.log(2.0), mi / math.log(2.0)
     return InformationReport(H={m: float(v) for m, v in h.items()}, H_joint=float(h_joint), I=float(mi),
                              settings=asdict(s), n_samples=int(used), dims=dims, dropped_constant=dropped, extra=extra)
 

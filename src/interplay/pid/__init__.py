@@ -8,6 +8,8 @@ are registered in :data:`ESTIMATORS` (:mod:`interplay.pid.estimator`; see ``docs
 A leaf library: nothing here imports the data, model, objective, engine, bench or command-line layers.
 Modules: ``results`` (result types, input checks), ``solver`` (the interior-point method), ``information``,
 ``pointwise``, ``estimator`` (registry, settings), ``cluster``, ``lsmi``, ``reference`` (CVXPY check).
+Units: bits by default everywhere; ``units="nats"`` on :func:`broja`, :func:`broja_batch`, the ``cluster`` and ``lsmi``
+settings (and ``PIDResult.to_units``) reports nats, the PID repository's unit.
 """
 
 from .estimator import ESTIMATORS, Estimator, LabelledData, LabelledSplits, make_settings, register_estimator
@@ -18,12 +20,13 @@ from .information import (
     mutual_information,
 )
 from .pointwise import PointwisePID, broja_torch, per_sample_pid, pointwise_pid
-from .results import SUM_TOLERANCE, PIDBatchResult, PIDInputError, PIDResult, validate_pmf
+from .results import SUM_TOLERANCE, UNITS, PIDBatchResult, PIDInputError, PIDResult, unit_scale, validate_pmf
 from .solver import broja, broja_batch
 
 __all__ = [
     "ESTIMATORS",
     "SUM_TOLERANCE",
+    "UNITS",
     "Estimator",
     "LabelledData",
     "LabelledSplits",
@@ -42,5 +45,6 @@ __all__ = [
     "per_sample_pid",
     "pointwise_pid",
     "register_estimator",
+    "unit_scale",
     "validate_pmf",
 ]

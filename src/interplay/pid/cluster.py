@@ -43,6 +43,14 @@ rank inputs are flattened) and ``(N,)`` integer labels, or a dataset split via
 (``modalities=("x1", "x3")``); the pairwise PID of a pair is not a decomposition of the information of
 all modalities, and none is attempted here.
 
+The PID repository's protocol (Liang et al., ``synthetic/clustering.ipynb`` and the CVX estimator): per split,
+NaN set to 0, each sample scaled to unit norm, PCA to 2 components, k-means with k = 20 per modality, the empirical
+pmf of the cluster labels, its BROJA PID in nats, no bias correction. The same steps here:
+``standardize=False, row_normalize=True, pca_dim=2, k=20, permutations=0, bootstrap=0, units="nats"`` with
+``split="test"`` (one split). Their k-means is scikit-learn's (random seeding, no fixed seed), ours is seeded, so
+the clusters agree with theirs only up to k-means' local optima; on the same cluster labels the PID is the same
+(``tests/pid/test_pid_repo_protocol.py``).
+
 Settings. Every option lives in :class:`ClusterSettings` (names, types, defaults); the estimator registered as
 ``cluster`` (:data:`interplay.pid.estimator.ESTIMATORS`) is :func:`estimate_cluster` ``(data, settings)``.
 :func:`cluster_pid` and :func:`cluster_pid_dataset` take the same options as keyword arguments.
@@ -71,7 +79,7 @@ from .estimator import (
     settings_with,
     store_tuples,
 )
-from .results import PIDResult
+from .results import PIDResult, unit_scale
 from .solver import broja, broja_batch
 
 __all__ = [
@@ -192,12 +200,18 @@ def _mi12_bits(P: np.ndarray) -> np.ndarray:
     return (h(P.sum(3)) + h(P.sum((1, 2))) - h(P)) / _LN2
 
 
-def _prepare(x: np.ndarray, standardize: bool, pca_dim: int | None) -> np.ndarray:
-    """Optionally z-score each column (constant columns dropped) and project on the top ``pca_dim`` PCs."""
+def _prepare(x: np.ndarray, standardize: bool, pca_dim: int | None, row_normalize: bool = False) -> np.ndarray:
+    """The points k-means sees, in this order: optionally z-score each column (constant columns dropped),
+    optionally scale each row to unit Euclidean norm (``x_n / max(||x_n||, 1e-12)``, an all-zero row stays
+    zero: scikit-learn's ``normalize``), optionally project on the top ``pca_dim`` principal components
+    (centred, not whitened: ``PCA(n_components).fit_transform``)."""
     if standardize:
         std = x.std(0)
         keep = std > 1e-12
         x = (x[:, keep] - x[:, keep].mean(0)) / std[keep]
+    if row_normalize:
+        norms = np.sqrt((x * x).sum(1, keepdims=True))
+        x = x / np.maximum(norms, 1e-12)
     if pca_dim is not None and pca_dim < x.shape[1]:
         xc = x - x.mean(0)
         _, _, vt = np.linalg.svd(xc, full_matrices=False)
@@ -230,7 +244,11 @@ class ClusterSettings:
         bootstrap: bootstrap draws (0 disables the intervals).
         seed: seeds k-means (``seed``, ``seed + 1`` for the two modalities) and the resampling (``seed + 2``).
         standardize: z-score every feature before k-means (recommended for raw inputs and embeddings alike).
+        row_normalize: scale every sample of a modality to unit Euclidean norm (after ``standardize``, before
+            the PCA), as the PID repository does (``sklearn.preprocessing.normalize``).
         pca_dim: optionally project each modality on its top ``pca_dim`` principal components first.
+        units: ``"bits"`` (default) or ``"nats"`` for every information value of the result (the PID
+            repository reports nats); p-values, counts and settings do not change.
         n_init: k-means restarts.
         min_per_cell: the average samples per cell ``N / (K1 K2 |Y|)`` below which a warning is raised
             (and the target of :func:`auto_k`).
@@ -247,7 +265,9 @@ class ClusterSettings:
     bootstrap: int = 100
     seed: int = 0
     standardize: bool = True
+    row_normalize: bool = False
     pca_dim: int | None = None
+    units: Literal["bits", "nats"] = "bits"
     n_init: int = 4
     min_per_cell: float = 10.0
     ci_level: float = 0.95
@@ -261,7 +281,7 @@ class ClusterSettings:
 # ---------------------------------------------------------------------------------------------- result
 @dataclass
 class ClusterPIDResult:
-    """Output of :func:`cluster_pid` (all information values in bits).
+    """Output of :func:`cluster_pid` (all information values in :attr:`units`, bits by default).
 
     Attributes:
         plugin: :class:`PIDResult` of the empirical pmf ``P_hat`` (shape ``(K1, K2, |Y|)`` in ``plugin.q``'s shape).
@@ -279,6 +299,7 @@ class ClusterPIDResult:
             k-means inertia and iterations, fraction of occupied cells, ...).
         warnings: human-readable warnings (e.g. K too large for N).
         null_draws, conditional_null_draws, boot_draws: the raw draws, atom -> ``(n,)`` arrays.
+        units: ``"bits"`` or ``"nats"`` (:attr:`ClusterSettings.units`).
     """
 
     plugin: PIDResult
@@ -299,6 +320,7 @@ class ClusterPIDResult:
     null_draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     conditional_null_draws: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     boot_draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    units: str = "bits"
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly dict: plug-in, null, corrected values, intervals, p-values, settings, warnings."""
@@ -310,7 +332,7 @@ class ClusterPIDResult:
                         "boot_std": self.boot_std.get(a), "p_value": self.p_value.get(a)}
         info = {k: {"plugin": getattr(self.plugin, k), "null_mean": self.null_mean.get(k),
                     "corrected": getattr(self.plugin, k) - self.null_mean.get(k, 0.0)} for k in _INFO}
-        return {"units": "bits", "atoms": atoms, "information": info,
+        return {"units": self.units, "atoms": atoms, "information": info,
                 "synergy_conditional_null_mean": self.synergy_conditional_null_mean,
                 "p_synergy_conditional": self.p_synergy_conditional,
                 "solver": {"gap": self.plugin.gap, "converged": self.plugin.converged},
@@ -378,6 +400,7 @@ def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDR
     standardize, pca_dim, n_init, min_per_cell, ci_level = s.standardize, s.pca_dim, s.n_init, s.min_per_cell, \
         s.ci_level
     chunk, quiet = s.chunk, s.quiet
+    scale = unit_scale(s.units, "cluster PID: units")
     a1, a2 = as_2d(x1, "x1", check_finite=True), as_2d(x2, "x2", check_finite=True)
     yy = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
     if yy.ndim != 1 or not (len(yy) == len(a1) == len(a2)):
@@ -421,8 +444,8 @@ def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDR
         warns.append(msg)
         warnings.warn(msg, UserWarning, stacklevel=3)
 
-    p1 = _prepare(a1, standardize, pca_dim)
-    p2 = _prepare(a2, standardize, pca_dim)
+    p1 = _prepare(a1, standardize, pca_dim, s.row_normalize)
+    p2 = _prepare(a2, standardize, pca_dim, s.row_normalize)
     km1 = kmeans(p1, k1, seed=seed, n_init=n_init)
     km2 = kmeans(p2, k2, seed=seed + 1, n_init=n_init)
     c1, c2 = km1.labels, km2.labels
@@ -484,15 +507,22 @@ def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDR
         "seed": seed, "kmeans_seeds": [seed, seed + 1], "resampling_seed": seed + 2,
         "kmeans": {"n_init": n_init, "init": "k-means++", "iterations": [km1.iterations, km2.iterations],
                    "inertia": [km1.inertia, km2.inertia]},
-        "standardize": standardize, "pca_dim": pca_dim, "dims": [int(a1.shape[1]), int(a2.shape[1])],
+        "standardize": standardize, "row_normalize": s.row_normalize, "pca_dim": pca_dim,
+        "dims": [int(a1.shape[1]), int(a2.shape[1])], "units": s.units,
         "bias_correction": "plug-in minus label-shuffle null mean",
         "interval": "basic bootstrap (clusters fixed) around the corrected value",
     }
+    if scale != 1.0:  # everything above is in bits; p-values and counts do not depend on the unit
+        plugin = plugin.to_units(s.units)
+        corrected, null_mean, null_std, ci_low, ci_high, boot_std = (
+            {a: v * scale for a, v in d.items()} for d in (corrected, null_mean, null_std, ci_low, ci_high, boot_std))
+        null, boot = ({a: v * scale for a, v in d.items()} for d in (null, boot))
+        cond, cond_mean = cond * scale, cond_mean * scale
     return ClusterPIDResult(plugin=plugin, pmf=pmf, corrected=corrected, null_mean=null_mean, null_std=null_std,
                             p_value=p_value, synergy_conditional_null_mean=cond_mean, p_synergy_conditional=p_cond,
                             ci_low=ci_low, ci_high=ci_high, boot_std=boot_std, labels1=c1, labels2=c2,
                             settings=settings, warnings=warns, null_draws=null, conditional_null_draws=cond,
-                            boot_draws=boot)
+                            boot_draws=boot, units=s.units)
 
 
 def _parts(data: LabelledSplits | LabelledData | Sequence[LabelledData], split: str) -> list[LabelledData]:
@@ -510,7 +540,7 @@ def _parts(data: LabelledSplits | LabelledData | Sequence[LabelledData], split: 
 
 @register_estimator("cluster", ClusterSettings, level="dataset",
                     description="dataset-level PID: k-means discretisation, exact BROJA PID, bias correction, "
-                                "nulls and bootstrap intervals (bits)")
+                                "nulls and bootstrap intervals (bits, or nats with units=nats)")
 def estimate_cluster(data: LabelledSplits | LabelledData | Sequence[LabelledData], settings: ClusterSettings, *,
                      embeddings: Mapping[str, Any] | None = None) -> ClusterPIDResult:
     """Dataset-level PID of a pair of modalities by clustering (the registered ``cluster`` estimator).

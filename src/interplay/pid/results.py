@@ -9,6 +9,8 @@ The interior-point machinery that produces the results lives in :mod:`interplay.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +20,11 @@ import torch
 
 __all__ = [
     "SUM_TOLERANCE",
+    "UNITS",
     "PIDBatchResult",
     "PIDInputError",
     "PIDResult",
+    "unit_scale",
     "validate_pmf",
 ]
 
@@ -32,6 +36,27 @@ class PIDInputError(ValueError):
     """A pmf handed to the PID solver is malformed (shape, sign, NaN/inf, normalisation)."""
 
 
+#: information units accepted by every PID entry point: ``bits`` (log base 2, the default) or ``nats`` (natural
+#: log, the unit of the PID repository of Liang et al. and of most papers' tables); 1 bit = ln 2 nats.
+UNITS: tuple[str, ...] = ("bits", "nats")
+
+
+def unit_scale(units: str, name: str = "units") -> float:
+    """The factor converting bits to ``units``: ``1`` for ``bits``, ``ln 2 = 0.693147...`` for ``nats``.
+
+    Raises:
+        ValueError: ``units`` is not ``bits`` or ``nats`` (the message names ``name``).
+    """
+    if units == "bits":
+        return 1.0
+    if units == "nats":
+        return math.log(2.0)
+    raise ValueError(f"{name}: expected 'bits' or 'nats', got {units!r}")
+
+
+_SCALED = ("redundancy", "unique1", "unique2", "synergy", "i_x1_y", "i_x2_y", "i_x1x2_y", "gap")
+
+
 # ----------------------------------------------------------------------------------------------
 # results
 # ----------------------------------------------------------------------------------------------
@@ -39,7 +64,7 @@ class PIDInputError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class PIDResult:
-    """BROJA PID of one pmf ``P[x1, x2, y]``; all information values in bits.
+    """BROJA PID of one pmf ``P[x1, x2, y]``; all information values in :attr:`units` (bits unless converted).
 
     Attributes:
         redundancy, unique1, unique2, synergy: the four atoms ``R, U1, U2, S``.
@@ -53,6 +78,8 @@ class PIDResult:
         converged: whether the requested tolerance was reached.
         lam, mu: dual variables, shapes ``(|X1|, |Y|)`` and ``(|X2|, |Y|)`` in nats, ``nan``
             where ``P(x1, y) = 0`` (resp. ``P(x2, y) = 0``); ``None`` when no solve was needed.
+        units: ``"bits"`` or ``"nats"``: the unit of the atoms, the mutual informations and ``gap``
+            (:meth:`to_units` converts; ``lam`` and ``mu`` stay in nats).
     """
 
     redundancy: float
@@ -69,11 +96,19 @@ class PIDResult:
     converged: bool
     lam: np.ndarray | None = None
     mu: np.ndarray | None = None
+    units: str = "bits"
 
     @property
     def i_min(self) -> float:
-        """``min_{Q in Delta_P} I_Q(X1, X2; Y)`` in bits (``= R + U1 + U2``)."""
+        """``min_{Q in Delta_P} I_Q(X1, X2; Y)`` in :attr:`units` (``= R + U1 + U2``)."""
         return self.i_x1x2_y - self.synergy
+
+    def to_units(self, units: str) -> PIDResult:
+        """The same result with the atoms, mutual informations and ``gap`` in ``units`` (``bits`` / ``nats``)."""
+        factor = unit_scale(units) / unit_scale(self.units)
+        if factor == 1.0:
+            return dataclasses.replace(self, units=units)
+        return dataclasses.replace(self, units=units, **{k: getattr(self, k) * factor for k in _SCALED})
 
     def as_dict(self) -> dict[str, float]:
         """The scalar fields (atoms, mutual informations, certificate) as a plain dict."""
@@ -102,17 +137,17 @@ class PIDResult:
             ("I(X1,X2;Y)", self.i_x1x2_y),
         ]
         shape = "x".join(str(s) for s in self.q.shape)
-        lines = [f"BROJA PID of a {shape} pmf (bits)", "-" * 26]
+        lines = [f"BROJA PID of a {shape} pmf ({self.units})", "-" * 26]
         lines += [f"{name:<12}{value:>14.9f}" for name, value in rows]
         lines.append("-" * 26)
         status = "converged" if self.converged else "NOT converged"
-        lines.append(f"gap {self.gap:.2e}  residual {self.residual:.1e}  {self.iterations} it, {status}")
+        lines.append(f"gap {self.gap:.2e} {self.units}  residual {self.residual:.1e}  {self.iterations} it, {status}")
         return "\n".join(lines)
 
 
 @dataclass(frozen=True, eq=False)
 class PIDBatchResult:
-    """BROJA PID of a batch of pmfs ``P[b, x1, x2, y]`` (bits).
+    """BROJA PID of a batch of pmfs ``P[b, x1, x2, y]`` (in :attr:`units`, bits unless converted).
 
     Every field holds one value per pmf: shape ``(B,)`` for scalars, ``(B, |X1|, |X2|, |Y|)`` for
     ``q``, ``(B, |X1|, |Y|)`` / ``(B, |X2|, |Y|)`` for the duals ``lam`` / ``mu`` (nats, ``nan``
@@ -134,6 +169,14 @@ class PIDBatchResult:
     converged: Any
     lam: Any
     mu: Any
+    units: str = "bits"
+
+    def to_units(self, units: str) -> PIDBatchResult:
+        """The same results with the atoms, mutual informations and ``gap`` in ``units`` (``bits`` / ``nats``)."""
+        factor = unit_scale(units) / unit_scale(self.units)
+        if factor == 1.0:
+            return dataclasses.replace(self, units=units)
+        return dataclasses.replace(self, units=units, **{k: getattr(self, k) * factor for k in _SCALED})
 
     def __len__(self) -> int:
         return int(self.redundancy.shape[0])
@@ -159,6 +202,7 @@ class PIDBatchResult:
             converged=bool(self.converged[i]),
             lam=lam.copy() if solved else None,
             mu=mu.copy() if solved else None,
+            units=self.units,
         )
 
     def __iter__(self) -> Iterator[PIDResult]:

@@ -71,7 +71,7 @@ import numpy as np
 import torch
 
 from .information import xlogx_sum
-from .results import PIDBatchResult, PIDResult, validate_pmf
+from .results import PIDBatchResult, PIDResult, unit_scale, validate_pmf
 
 __all__ = ["broja", "broja_batch"]
 
@@ -712,6 +712,7 @@ def broja_batch(
     max_iter: int = 200,
     normalize: bool = False,
     device: torch.device | str | None = None,
+    units: str = "bits",
 ) -> PIDBatchResult:
     """Exact BROJA PID of a batch of pmfs ``P[b, x1, x2, y]`` of one shape (bits).
 
@@ -721,6 +722,8 @@ def broja_batch(
         max_iter: interior-point iteration cap.
         normalize: divide each pmf by its total instead of requiring a total of 1.
         device: where to solve; default: the tensor's device (CPU for numpy input).
+        units: ``"bits"`` (default) or ``"nats"``: the unit of the returned atoms, informations and gaps
+            (``tol`` is in bits either way).
 
     Returns:
         :class:`PIDBatchResult`: torch tensors on the solve device for tensor input, numpy arrays
@@ -729,6 +732,7 @@ def broja_batch(
     Raises:
         PIDInputError: malformed input (see :func:`validate_pmf`).
     """
+    unit_scale(units)
     as_torch = isinstance(P, torch.Tensor)
     t = validate_pmf(P, batched=True, normalize=normalize)
     if device is not None:
@@ -737,8 +741,8 @@ def broja_batch(
         out = _broja_tensor(t, tol, max_iter)
     out = {k: v.clone() for k, v in out.items()}
     if not as_torch:
-        return PIDBatchResult(**{k: v.cpu().numpy() for k, v in out.items()})
-    return PIDBatchResult(**out)
+        return PIDBatchResult(**{k: v.cpu().numpy() for k, v in out.items()}).to_units(units)
+    return PIDBatchResult(**out).to_units(units)
 
 
 def broja(
@@ -747,6 +751,7 @@ def broja(
     tol: float = 1e-10,
     max_iter: int = 200,
     normalize: bool = False,
+    units: str = "bits",
 ) -> PIDResult:
     """Exact BROJA PID of one joint pmf ``P[x1, x2, y]`` (bits), with an optimality certificate.
 
@@ -758,6 +763,8 @@ def broja(
         tol: target duality gap in bits (bounds the error of each atom; default 1e-10).
         max_iter: interior-point iteration cap.
         normalize: divide by the total instead of requiring a total of 1 (e.g. for counts).
+        units: ``"bits"`` (default) or ``"nats"``: the unit of the returned atoms, informations and gap
+            (``tol`` is in bits either way).
 
     Returns:
         :class:`PIDResult`.
@@ -772,6 +779,7 @@ def broja(
         >>> round(r.synergy, 9), round(r.redundancy, 9)
         (1.0, 0.0)
     """
+    unit_scale(units)
     t = validate_pmf(P, batched=False, normalize=normalize).cpu()
     k1 = torch.nonzero(t.sum((1, 2)) > 0).flatten()
     k2 = torch.nonzero(t.sum((0, 2)) > 0).flatten()
@@ -804,4 +812,4 @@ def broja(
         converged=bool(out["converged"][0]),
         lam=lam if solved else None,
         mu=mu if solved else None,
-    )
+    ).to_units(units)

@@ -4,7 +4,8 @@
     interplay train    --data NAME [--mix k=v,...] --method NAME [--epochs N] [--seed S] [--set key=value ...] --out DIR
     interplay evaluate DIR [--data NAME] [--set data.KEY=VALUE ...] --out E
     interplay predict  DIR --inputs FILE.npz|FILE.pt --out preds.csv
-    interplay bench    FILE.yaml|PRESET --out DIR [--seeds N] [--jobs J] [--rerun-changed] | --list
+    interplay bench    FILE.yaml|PRESET --out DIR [--seeds N] [--jobs J] [--executor local|ray [--address A]]
+                       [--rerun-changed] [--print-commands] | --list
     interplay report   DIR
     interplay pid      --pmf FILE.npy | --data NAME [--mix ...] --estimator NAME [--set estimator.KEY=VALUE] [--out DIR]
     interplay methods
@@ -38,7 +39,8 @@ EXAMPLES: dict[str, tuple[str, str]] = {
             "interplay pid --data pid-xor --mix redundant=0.5,synergistic=0.5 --estimator cluster --out runs/pid"),
     "methods": ("interplay methods", "interplay --plugin my_method.py methods"),
     "data": ("interplay data list", "interplay data verify --data mosi --data-root ~/data/mosi"),
-    "bench": ("interplay bench --list", "interplay bench demo --out runs/demo --jobs 2"),
+    "bench": ("interplay bench demo --out runs/demo --jobs 2",
+              "interplay bench demo --out runs/demo --executor ray --jobs 4"),
     "report": ("interplay report runs/demo",
                "interplay bench synib_xor --out runs/synib_xor --seeds 3 --jobs 2 && interplay report runs/synib_xor"),
 }
@@ -120,16 +122,33 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--data", required=True, help="dataset name")
     verify.add_argument("--data-root", help="directory of the local copy")
     bench = sub.add_parser("bench", help="run a grid of datasets x methods x seeds (resumable, parallel)",
-                           description="Run a benchmark grid into --out. Rerun the same command to resume; Ctrl-C "
-                                       "stops within seconds (twice: at once). See docs/bench.md.")
+                           description="Run a benchmark grid into --out, on this machine or on Ray (--executor ray), or "
+                                       "print it as `interplay train` commands (--print-commands) for a scheduler "
+                                       "such as SLURM. Rerun the same command to resume; Ctrl-C stops within "
+                                       "seconds (twice: at once). `--list` lists the presets. See docs/bench.md and "
+                                       "docs/cluster.md.")
     bench.add_argument("file", nargs="?", help="benchmark YAML file or shipped preset name (see --list)")
     bench.add_argument("--list", action="store_true", help="list the shipped presets and exit")
     bench.add_argument("--out", help="bench directory (rerun the same command to resume)")
     bench.add_argument("--seeds", type=int, help="number of seeds (overrides the file)")
-    bench.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    bench.add_argument("--jobs", type=int,
+                       help="cells at once (default 1): worker processes (local), CPUs of the local Ray instance "
+                            "(ray), or the most cells in flight on a Ray cluster (ray with --address, where the "
+                            "default is all its CPUs)")
+    bench.add_argument("--executor", default="local", metavar="local|ray",
+                       help="where cells run: local (this machine) or ray (Ray tasks, on a local Ray instance or "
+                            "the cluster at --address; needs interplay[ray]; docs/cluster.md)")
+    bench.add_argument("--address", metavar="ADDR",
+                       help="with --executor ray: connect to this Ray cluster (auto, HOST:PORT or "
+                            "ray://HOST:10001) instead of starting a local instance; its nodes must share --out's "
+                            "filesystem at the same path")
+    bench.add_argument("--print-commands", action="store_true",
+                       help="print one `interplay train` command per unfinished cell (its exact config, its run "
+                            "directory under --out) and exit, e.g. for a SLURM array job; rerun the bench "
+                            "afterwards to collect results.csv (docs/cluster.md)")
     bench.add_argument("--rerun-changed", action="store_true",
                        help="move cells run with other settings to OUT/stale/ and train them again")
-    bench.add_argument("--quiet", action="store_true")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
     report = sub.add_parser("report", help="Markdown report with tables and plots of a bench directory")
     report.add_argument("dir", help="bench directory written by `interplay bench`")
     _add_examples(sub)
@@ -276,14 +295,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
                           "lists the presets)")
     if not args.out:
         raise ConfigError("bench: --out DIR is required (the bench directory; rerun the same command to resume)")
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs: expected a positive integer, got {args.jobs}")
+    if args.print_commands:
+        return _print_bench_commands(args)
     from .bench.report import summary_tables
     from .bench.runner import BenchInterrupted, run_bench
 
     try:
         result = run_bench(args.file, args.out, seeds=args.seeds, jobs=args.jobs, quiet=args.quiet,
-                           rerun_changed=args.rerun_changed, notify=lambda line: print(line, file=sys.stderr))
+                           rerun_changed=args.rerun_changed, notify=lambda line: print(line, file=sys.stderr),
+                           executor=args.executor, address=args.address)
     except BenchInterrupted as exc:
         _ignore_further_interrupts()
         print(f"interplay: interrupted: {exc.message}", file=sys.stderr)
@@ -296,11 +318,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     failed = f", {s['failed']} failed" if s["failed"] else ""
     print(f"{s['runs']} runs ({s['ran_now']} now, {already} already finished{elsewhere}{failed}); "
           f"grid wall {s['grid_wall_s']:.1f} s, summed run time {s['sum_run_wall_s']:.1f} s, "
-          f"parallel efficiency {s['parallel_efficiency']} with {s['jobs']} job(s); results: {args.out}/results.csv; "
+          f"parallel efficiency {s['parallel_efficiency']} with {s['jobs']} job(s)"
+          f"{' on ray' if s.get('executor') == 'ray' else ''}; results: {args.out}/results.csv; "
           f"`interplay report {args.out}` for plots")
     for run_dir, msg in result.failed:
         print(f"interplay: error: run {run_dir} failed: {msg.splitlines()[-1]}", file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _print_bench_commands(args: argparse.Namespace) -> int:
+    """``interplay bench FILE --out DIR --print-commands``: one ``interplay train`` line per unfinished cell on
+    stdout (nothing else there), a summary line on stderr."""
+    import contextlib
+    import io
+
+    from .bench.commands import print_commands
+    from .bench.executors import make_executor
+    from .bench.runner import attempt_cell
+
+    make_executor(args.executor, attempt_cell, args.jobs, args.address)  # bad --executor / --address: one line
+    parser = build_parser()
+
+    def to_config(argv: list[str]) -> Any:
+        with contextlib.redirect_stderr(io.StringIO()):
+            try:
+                parsed = parser.parse_args(argv)
+            except SystemExit:
+                return None
+        return config_from_args(parsed)
+
+    print_commands(args.file, args.out, to_config, seeds=args.seeds, rerun_changed=args.rerun_changed,
+                   plugins=args.plugin, notify=None if args.quiet else (lambda line: print(line, file=sys.stderr)))
+    return 0
 
 
 def cmd_pid(args: argparse.Namespace) -> int:

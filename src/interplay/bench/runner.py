@@ -52,9 +52,9 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, InterplayError
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
 from ..metrics import selection_metric, selection_score
+from .executors import Executor, make_executor
 from .grid import RunSpec, load_spec, plan
 from .ledger import Cell, CellLock, CellState, cell_state, digest, fingerprint, move_aside, new_record
-from .pool import WorkerPool
 from .presets import resolve_preset
 from .tables import flatten
 
@@ -239,7 +239,7 @@ def _writable(out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write the bench directory ({reason}: {where})") from None
 
 
-def _move_stale(out: Path, runs: list[RunSpec], states: list[CellState]) -> Path:
+def move_stale(out: Path, runs: list[RunSpec], states: list[CellState]) -> Path:
     cells = [Cell(out, r.rel_dir) for r, s in zip(runs, states) if s.status == "stale"]
     locks = []
     try:
@@ -284,11 +284,15 @@ class _Schedule:
 
 
 class _Signals:
-    """While the pool runs: SIGINT / SIGTERM set a flag instead of raising in the middle of bookkeeping; the
-    second one also kills the workers at once. (Main thread only; elsewhere signals keep their handlers.)"""
+    """While an executor that :attr:`~.executors.Executor.takes_signals` runs: SIGINT / SIGTERM set a flag
+    instead of raising in the middle of bookkeeping; the second one also calls the executor's ``signal_kill``.
+    (Main thread only; elsewhere signals keep their handlers.) :meth:`install` again after starting an executor
+    that sets handlers of its own (``ray.init`` sets one for SIGTERM); leaving restores the handlers from before
+    the first install."""
 
-    def __init__(self, pool: WorkerPool) -> None:
-        self.pool = pool
+    def __init__(self, executor: Executor, active: bool = True) -> None:
+        self.executor = executor
+        self.active = active
         self.count = 0
         self.signum: int = int(signal.SIGINT)
         self._previous: dict[int, Any] = {}
@@ -297,12 +301,16 @@ class _Signals:
         self.count += 1
         self.signum = signum if self.count == 1 else self.signum
         if self.count >= 2:
-            self.pool.signal_kill()
+            self.executor.signal_kill()
+
+    def install(self) -> None:
+        if self.active and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous = signal.signal(sig, self._handle)
+                self._previous.setdefault(sig, previous)
 
     def __enter__(self) -> _Signals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
+        self.install()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -311,20 +319,27 @@ class _Signals:
 
 
 # ---------------------------------------------------------------------------------------------- the bench
-def run_bench(path: str | Path, out: str | Path, seeds: int | None = None, jobs: int = 1,
+def run_bench(path: str | Path, out: str | Path, seeds: int | None = None, jobs: int | None = 1,
               quiet: bool = False, rerun_changed: bool = False,
-              notify: Callable[[str], None] | None = None) -> BenchResult:
-    """Run (or resume) the grid of ``path`` (a file or a preset name) into ``out`` with ``jobs`` processes.
+              notify: Callable[[str], None] | None = None, executor: str | Executor = "local",
+              address: str | None = None) -> BenchResult:
+    """Run (or resume) the grid of ``path`` (a file or a preset name) into ``out``.
+
+    ``executor``: where the cells run (:mod:`~interplay.bench.executors`): ``"local"`` (this process for
+    ``jobs`` = 1, else ``jobs`` worker processes), ``"ray"`` (Ray tasks: a local Ray instance with ``jobs`` CPUs,
+    or the cluster at ``address``, ``jobs`` then capping the cells in flight; ``None``: all its CPUs), or an
+    :class:`~interplay.bench.executors.Executor`. Every executor gives the same run directories and tables.
 
     ``notify`` receives one-line messages the user should see whatever ``quiet`` says (stale cells moved aside).
 
-    Raises :class:`~interplay.errors.ConfigError` (nothing written) for a bad grid, an unwritable ``out`` or
-    cells run with other settings (unless ``rerun_changed``), and :class:`BenchInterrupted` on Ctrl-C.
+    Raises :class:`~interplay.errors.ConfigError` (nothing written) for a bad grid, executor (e.g. ``ray`` not
+    installed), an unwritable ``out`` or cells run with other settings (unless ``rerun_changed``), and
+    :class:`BenchInterrupted` on Ctrl-C.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ConfigError(f"--jobs: expected a positive integer, got {jobs}")
+    runner = executor if isinstance(executor, Executor) else make_executor(executor, attempt_cell, jobs, address)
     spec = load_spec(resolve_preset(path), seeds)
     runs = plan(spec)  # every config resolved: a bad grid fails here, before anything is written
+    runner.check()  # e.g. ray importable: before anything is written too
     out = Path(out)
     states = grid_states(out, runs)
     stale = [str(r.rel_dir) for r, s in zip(runs, states) if s.status == "stale"]
@@ -332,22 +347,23 @@ def run_bench(path: str | Path, out: str | Path, seeds: int | None = None, jobs:
         raise ConfigError(stale_message(out, runs, states))
     _writable(out)
     try:
-        moved_to = _move_stale(out, runs, states) if stale else None
+        moved_to = move_stale(out, runs, states) if stale else None
         if moved_to is not None:
             states = grid_states(out, runs)
             if notify is not None:
                 notify(f"bench: moved {len(stale)} cell(s) run with other settings to {moved_to} (kept, not "
                        f"deleted); training them again")
         atomic_write_text(out / "bench.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
-        return _execute(spec.name, out, runs, states, jobs, quiet, moved_to, stale)
+        return _execute(spec.name, out, runs, states, runner, quiet, moved_to, stale)
     except PermissionError as exc:
         raise ConfigError(f"{exc.filename or out}: permission denied") from None
 
 
-def _execute(name: str, out: Path, runs: list[RunSpec], states: list[CellState], jobs: int, quiet: bool,
+def _execute(name: str, out: Path, runs: list[RunSpec], states: list[CellState], executor: Executor, quiet: bool,
              moved_to: Path | None, stale: list[str]) -> BenchResult:
     pending = [i for i, s in enumerate(states) if s.status != "finished"]
-    tasks = {i: {"out": str(out), "rel_dir": str(runs[i].rel_dir), "config": runs[i].config.to_dict(),
+    # an absolute path: a Ray worker runs elsewhere (another working directory, another node of the cluster)
+    tasks = {i: {"out": str(out.absolute()), "rel_dir": str(runs[i].rel_dir), "config": runs[i].config.to_dict(),
                  "fingerprint": fingerprint(runs[i].config)} for i in pending}
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc=f"bench {name}", unit="run",
                disable=True if quiet else None, dynamic_ncols=True)
@@ -356,6 +372,7 @@ def _execute(name: str, out: Path, runs: list[RunSpec], states: list[CellState],
     counts = {"elsewhere": 0, "stopped": 0}
     schedule = _Schedule(pending)
     t0 = time.perf_counter()
+    stopping = False
 
     def handle(i: int, kind: str, value: Any) -> None:
         if kind == "busy":
@@ -373,7 +390,7 @@ def _execute(name: str, out: Path, runs: list[RunSpec], states: list[CellState],
         elif kind == "finished_elsewhere":
             counts["elsewhere"] += 1
         else:
-            msg = value if kind == "failed" else (f"worker process died (exit code {value})" if kind == "died"
+            msg = value if kind == "failed" else (f"worker process died ({value})" if kind == "died"
                                                   else f"{kind}: {value}")
             failed.append((str(runs[i].rel_dir), msg))
         write_results(out, collect(out, runs))
@@ -388,62 +405,46 @@ def _execute(name: str, out: Path, runs: list[RunSpec], states: list[CellState],
                                 f"mid-run (they resume from their last finished epoch); rerun the same command "
                                 f"to resume", signum)
 
-    stopping = False
     try:
-        if pending and jobs == 1:
-            running = None
-            try:
-                while not schedule.empty():
-                    running = schedule.next()
-                    if running is None:
-                        time.sleep(0.1)
-                        continue
-                    handle(running, *attempt_cell(tasks[running]))
-                    running = None
-            except KeyboardInterrupt:
-                stopping = True
-                counts["stopped"] += running is not None
-                raise interrupted(signal.SIGINT) from None
-        elif pending:
-            # spawn: fresh interpreters, no inherited torch thread pools; one math thread each
-            os.environ.setdefault("OMP_NUM_THREADS", "1")
-            pool = WorkerPool(min(jobs, len(pending)), attempt_cell)
-            with _Signals(pool) as signals:
+        if pending:
+            with _Signals(executor, active=executor.takes_signals) as signals:
                 try:
-                    pool.start()
+                    executor.start(len(pending))
+                    signals.install()  # again: starting may have set handlers of its own (ray.init: SIGTERM)
                     while not signals.count:
-                        for worker in pool.idle():
+                        while executor.free():
                             i = schedule.next()
                             if i is None:
                                 break
-                            pool.submit(worker, i, tasks[i])
-                        if schedule.empty() and not pool.busy():
+                            executor.submit(i, tasks[i])
+                        if schedule.empty() and not executor.busy():
                             break
-                        for i, kind, value in pool.poll(0.2):
-                            if kind == "ok":
-                                kind, value = value
-                            elif kind == "error":
-                                kind = "failed"
+                        for i, kind, value in executor.poll(0.2):
                             handle(i, kind, value)
                     if signals.count:
                         stopping = True
-                        for i, kind, value in pool.stop(STOP_GRACE_S, hurry=lambda: signals.count >= 2):
-                            if kind == "ok":
-                                kind, value = value
+                        for i, kind, value in executor.stop(STOP_GRACE_S, hurry=lambda: signals.count >= 2):
                             handle(i, kind, value)
                         raise interrupted(signals.signum)
+                except BenchInterrupted:
+                    raise
+                except KeyboardInterrupt:  # an executor that leaves signals alone: Ctrl-C in this process
+                    stopping = True
+                    counts["stopped"] += executor.busy()
+                    raise interrupted(signal.SIGINT) from None
                 finally:
-                    pool.close()
+                    executor.close()
     finally:
         bar.close()
     grid_wall = time.perf_counter() - t0
     rows = collect(out, runs)
     write_results(out, rows)
+    slots = executor.slots
     summary = {"name": name, "runs": len(runs), "ran_now": len(walls), "failed": len(failed),
-               "finished_elsewhere": counts["elsewhere"], "jobs": jobs, "grid_wall_s": round(grid_wall, 2),
-               "sum_run_wall_s": round(sum(walls), 2),
+               "finished_elsewhere": counts["elsewhere"], "executor": executor.name, "jobs": slots,
+               "grid_wall_s": round(grid_wall, 2), "sum_run_wall_s": round(sum(walls), 2),
                "speedup": round(sum(walls) / grid_wall, 3) if walls and grid_wall > 0 else None,
-               "parallel_efficiency": round(sum(walls) / (grid_wall * jobs), 3) if walls and grid_wall > 0 else None}
+               "parallel_efficiency": round(sum(walls) / (grid_wall * slots), 3) if walls and grid_wall > 0 else None}
     if walls or not (out / "bench.json").exists():  # keep the timing of the last invocation that ran something
         atomic_write_json(out / "bench.json", summary)
     return BenchResult(rows, failed, summary, moved_to, stale)

@@ -48,7 +48,8 @@ def test_ranking_loss_hand_case():
     assert float(ranking_loss(torch.tensor(conf), torch.tensor(hist))) == pytest.approx(0.0)
     conf2 = [0.9, 0.1, 0.8, 0.2]
     hist2 = [0.6, 0.5, 0.0, 1.0]
-    # (0,1): s=+1, 0.8 - 0.1 = 0.7; (1,2): s=+1, -0.7 - 0.5 -> 0; (2,3): s=-1, 0.6 - 1.0 -> 0; (3,0): s=+1, -0.7 - 0.4 -> 0
+    # (0,1): s=+1, 0.8 - 0.1 = 0.7; (1,2): s=+1, -0.7 - 0.5 -> 0; (2,3): s=-1, 0.6 - 1.0 -> 0;
+    # (3,0): s=+1, -0.7 - 0.4 -> 0
     assert float(ranking_loss(torch.tensor(conf2), torch.tensor(hist2))) == pytest.approx(0.7 / 4)
     g = torch.Generator().manual_seed(0)
     c, h = torch.rand(9, generator=g, dtype=torch.float64), torch.rand(9, generator=g, dtype=torch.float64)

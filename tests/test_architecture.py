@@ -18,7 +18,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("data",),
     ("models",),
     ("objectives",),
-    ("engine",),
+    ("engine", "lightning"),  # lightning: InterplayModule, above the engine it mirrors (optional extra)
     ("bench",),
     ("cli", "cli_pid"),
 ]

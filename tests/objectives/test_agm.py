@@ -19,8 +19,9 @@ def test_two_modality_shapley_by_hand():
          frozenset({"b"}): torch.tensor([[0.5, 3.0]]), frozenset({"a", "b"}): torch.tensor([[4.0, 0.0]])}
     phi = shapley_responses(f, ["a", "b"])
     # phi_a = 1/2 [(f(ab) - f(b)) + (f(a) - f(0))]
-    assert torch.allclose(phi["a"], 0.5 * ((f[frozenset("ab")] - f[frozenset("b")]) + (f[frozenset("a")] - f[frozenset()])))
-    assert torch.allclose(phi["b"], 0.5 * ((f[frozenset("ab")] - f[frozenset("a")]) + (f[frozenset("b")] - f[frozenset()])))
+    ab, a, b, none = f[frozenset("ab")], f[frozenset("a")], f[frozenset("b")], f[frozenset()]
+    assert torch.allclose(phi["a"], 0.5 * ((ab - b) + (a - none)))
+    assert torch.allclose(phi["b"], 0.5 * ((ab - a) + (b - none)))
 
 
 def naive_shapley(value, players, m):

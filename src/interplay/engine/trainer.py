@@ -597,8 +597,10 @@ class Trainer:
                 group = min(accumulate, len(batches) - first_of_group)
                 if i == first_of_group:
                     optimizer.zero_grad(set_to_none=True)
-                objective.backward(model, out, state,
-                                   lambda value, g=group: scaler.scale(value / g if g > 1 else value))
+                def scale(value: torch.Tensor, g: int = group) -> torch.Tensor:
+                    return scaler.scale(value / g if g > 1 else value)
+
+                objective.backward(model, out, state, scale)
                 if i == first_of_group + group - 1:
                     scaler.unscale_(optimizer)
                     objective.on_after_backward(model, state)

@@ -50,7 +50,7 @@ class MLA(Objective):
         modify_gradient: apply the head-gradient projection (the paper's ablation switches it off).
     """
 
-    description = "alternating unimodal steps through a shared head + gradient projection, entropy fusion (Zhang et al. 2024)"
+    description = "alternating unimodal steps via one shared head, projected head gradients (Zhang et al. 2024)"
     tasks = ("classification",)
 
     def __init__(self, modify_gradient: bool = True) -> None:

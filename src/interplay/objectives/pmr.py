@@ -66,7 +66,7 @@ class PMR(Objective):
         start_epoch, end_epoch: 0-based epoch window of the rebalancing (``None``: to the end).
     """
 
-    description = "joint fusion + prototypical cross-entropy on slow modalities, entropy on the dominant (Fan et al. 2023)"
+    description = "joint fusion + prototype cross-entropy on slow modalities, entropy on the dominant (Fan et al. 2023)"
     tasks = ("classification",)
 
     def __init__(self, alpha: float = 1.0, mu: float = 0.01, per_epochs: int = 10, momentum: float = 0.2,
@@ -137,7 +137,8 @@ class PMR(Objective):
         sims = {m: prototype_logits(z, self.prototypes[i, :, :z.shape[1]]) for i, (m, z) in
                 enumerate(feats.items())}
         with torch.no_grad():
-            scores = torch.stack([F.softmax(s.float(), -1).gather(1, batch.target[:, None]).sum() for s in sims.values()])
+            scores = torch.stack([F.softmax(s.float(), -1).gather(1, batch.target[:, None]).sum()
+                                  for s in sims.values()])
             rho = rebalance_coefficients(scores)
         loss = task
         for (m, s), r in zip(sims.items(), rho):

@@ -113,3 +113,36 @@ def test_average_ranks_equal_scipy_rankdata(values):
 
     x = np.asarray(values, dtype=float)
     np.testing.assert_array_equal(average_ranks(x), rankdata(x))
+
+
+# ------------------------------------------------------------------ anomaly metrics: AUPRC and best F1
+from sklearn.metrics import average_precision_score, precision_recall_curve  # noqa: E402
+
+from interplay.metrics import auprc, best_f1, f1_at  # noqa: E402
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.booleans()), min_size=2, max_size=50), st.booleans())
+def test_auprc_and_best_f1_match_sklearn(pairs, continuous):
+    rng = np.random.default_rng(len(pairs))
+    scores = np.array([s + (rng.normal() if continuous else 0.0) for s, _ in pairs])  # ties when discrete
+    labels = np.array([int(y) for _, y in pairs])
+    if labels.sum() == 0:
+        assert math.isnan(auprc(scores, labels)) and math.isnan(best_f1(scores, labels)[0])
+        return
+    assert auprc(scores, labels) == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+    p, r, _ = precision_recall_curve(labels, scores)
+    f1 = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-300), 0.0)
+    best, threshold = best_f1(scores, labels)
+    assert best == pytest.approx(f1.max(), abs=1e-12)
+    assert f1_at(scores, labels, threshold) == pytest.approx(f1_score(labels, scores >= threshold), abs=1e-12)
+    assert f1_at(torch.tensor(scores), torch.tensor(labels), threshold) == pytest.approx(best, abs=1e-12)
+
+
+def test_auprc_and_f1_exact_values():
+    scores, labels = [0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0]
+    assert auprc(scores, labels) == pytest.approx(0.5 * 1.0 + 0.5 * 2 / 3)
+    assert best_f1(scores, labels) == pytest.approx((0.8, 0.7))
+    assert f1_at(scores, labels, 2.0) == 0.0  # nothing called positive
+    with pytest.raises(DataError, match="differ in length"):
+        auprc([0.1, 0.2], [1])

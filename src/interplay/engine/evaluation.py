@@ -8,9 +8,20 @@ import torch
 from torch import Tensor
 
 from ..data import DataInfo, MultimodalDataset
-from ..metrics import accuracy, accuracy_by_group, agreement_groups, auroc, macro_f1, regression_metrics
+from ..metrics import (
+    accuracy,
+    accuracy_by_group,
+    agreement_groups,
+    auprc,
+    auroc,
+    best_f1,
+    f1_at,
+    macro_f1,
+    regression_metrics,
+)
 from ..models import MultimodalModel
 from ..objectives import EvalOutput, Objective, is_correct, pred_correct, to_prediction
+from .one_class import SCORE, OneClass
 
 
 def concat_batches(parts: list[dict[str, Tensor] | None] | list[dict[str, Tensor]]) -> dict[str, Tensor] | None:
@@ -53,7 +64,10 @@ def split_metrics(out: EvalOutput, info: DataInfo, objective: Objective, detaile
     """``accuracy``, ``macro_f1`` and ``loss`` (regression: the MOSI metrics of
     :func:`~interplay.engine.metrics.regression_metrics` and ``loss``), ``accuracy_by_interaction`` (where
     sources are known: each epoch's log.jsonl row has it); with ``detailed`` also ``unimodal_accuracy`` and
-    ``agreement_groups`` (where unimodal predictions exist; for regression "right" means the right sign)."""
+    ``agreement_groups`` (where unimodal predictions exist; for regression "right" means the right sign). A
+    one-class objective (``train.mode=one_class``) gets :func:`anomaly_metrics` instead."""
+    if isinstance(objective, OneClass):
+        return anomaly_metrics(out, info, float(objective.threshold), detailed)
     pred = out.pred
     if info.task == "regression":
         metrics: dict[str, Any] = regression_metrics(pred, out.target)
@@ -78,6 +92,45 @@ def split_metrics(out: EvalOutput, info: DataInfo, objective: Objective, detaile
         metrics["unimodal_accuracy"] = {m: float(c.float().mean()) for m, c in uni_correct.items()}
         metrics["agreement_groups"] = agreement_groups(correct, uni_correct)
     return metrics
+
+
+def anomaly_metrics(out: EvalOutput, info: DataInfo, threshold: float, detailed: bool = False) -> dict[str, Any]:
+    """Anomaly-detection metrics of a split from ``out.extras["anomaly_score"]`` ``(N,)`` and ``out.target``
+    (1 = anomaly): ``auroc``, ``auprc`` (average precision); ``f1`` (anomaly class), ``accuracy`` and
+    ``macro_f1`` of calling ``score >= threshold`` an anomaly (the threshold chosen on validation,
+    :func:`calibrate`); ``best_f1`` (the best F1 of any threshold on this split: an optimistic reference),
+    ``threshold``, ``loss`` (mean score of the split's normal samples: the one-class loss) and
+    ``anomaly_fraction``. With ``detailed`` and known anomaly types (``info.interactions``,
+    ``meta["interaction"]``): ``auroc_by_type`` (each type against the normal samples) and
+    ``accuracy_by_interaction``."""
+    s, y = out.extras[SCORE].double(), out.target.long()
+    called = (s >= threshold).long()
+    normal = s[y == 0]
+    metrics: dict[str, Any] = {
+        "auroc": auroc(s, y), "auprc": auprc(s, y), "f1": f1_at(s, y, threshold), "accuracy": accuracy(called, y),
+        "macro_f1": macro_f1(called, y, 2),
+        "best_f1": best_f1(s, y)[0], "threshold": threshold,
+        "loss": float(normal.mean()) if normal.numel() else float("nan"),
+        "anomaly_fraction": float(y.float().mean()) if y.numel() else float("nan")}
+    if detailed and info.interactions is not None and "interaction" in out.meta:
+        types = out.meta["interaction"]
+        normal_code = info.interactions.index("normal") if "normal" in info.interactions else None
+        by_type: dict[str, float | None] = {}
+        for code, name in enumerate(info.interactions):
+            if code == normal_code:
+                continue
+            mask = (types == code) | (y == 0)
+            by_type[name] = auroc(s[mask], y[mask]) if bool((types == code).any()) else None
+        metrics["auroc_by_type"] = by_type
+        metrics["accuracy_by_interaction"] = accuracy_by_group(called == y, types, info.interactions)
+    return metrics
+
+
+def calibrate(objective: Objective, out: EvalOutput) -> None:
+    """Let an objective with a decision threshold (a one-class objective) choose it on validation predictions."""
+    hook = getattr(objective, "calibrate", None)
+    if callable(hook):
+        hook(out)
 
 
 def prediction_rows(out: EvalOutput, info: DataInfo) -> tuple[list[str], list[list[Any]]]:

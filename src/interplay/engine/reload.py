@@ -40,9 +40,10 @@ from ..device import resolve_device
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_csv, atomic_write_json, read_json, to_jsonable
 from ..models import MultimodalModel, build_model
-from ..objectives import Objective, build_objective, to_prediction
+from ..objectives import Objective, to_prediction
 from .data_info import DATA_INFO_FILE, data_info_from_dict, data_info_to_dict, read_data_info, write_data_info
 from .evaluation import concat_batches, evaluate, prediction_rows, split_metrics
+from .one_class import build_mode_objective
 from .seeding import rng_state, seed_everything, set_rng_state
 from .trainer import build_data, resolve_config
 
@@ -148,7 +149,7 @@ def _load(run_dir: str | Path, device: str | torch.device = "cpu",
     with _preserved_rng():
         seed_everything(cfg.train.seed)
         model = build_model(cfg.model, info).to(dev)
-        objective = build_objective(cfg.method)
+        objective = build_mode_objective(cfg.train.mode, cfg.method)
         if data is None and setup_needs_data(objective, cfg.method.name):
             data = _build_run_data(cfg)
         if data is not None:

@@ -360,6 +360,20 @@ class OMIB(Objective):
                     self.log_epoch(f"r_{m}", r[j - 1], n)
         return ObjectiveOutput(loss, logits.detach(), {k: v.detach() for k, v in parts.items()})
 
+    #: input-independent parameters that act as biases (zeroed and frozen by ``train.mode=one_class``)
+    one_class_constants = ("can.cls", "can.modality_embedding")
+
+    def representation(self, model: MultimodalModel, batch: Batch, state: TrainState) -> tuple[Tensor,
+                                                                                           dict[str, Tensor]]:
+        """The fused representation for ``train.mode=one_class``: ``xi = CAN(zeta)`` ``(B, fusion_dim)`` (``zeta``
+        sampled when training, ``mu`` at evaluation) and the bottleneck term ``{"kl_weighted": beta * (KL_1 +
+        sum_j r_j KL_j)}``. Without a task there are no predictive distributions, so ``r`` keeps its value (1)."""
+        feats = model.encode(batch.inputs)
+        mu, logvar, zeta = self._zeta(feats, sample=self.training)
+        kl = {m: gaussian_kl(mu[m], logvar[m]).sum(-1).mean() for m in self.order}
+        weighted = kl[self.order[0]] + sum(self.r[j - 1] * kl[m] for j, m in enumerate(self.order) if j > 0)
+        return self.can(zeta), {"kl_weighted": self.beta * weighted}
+
     @torch.no_grad()
     def predict(self, model: MultimodalModel, batch: Batch) -> Prediction:
         """Deterministic: ``dDec(CAN(mu_1..mu_M))`` (no sampling); before the main stage has started, the

@@ -68,6 +68,9 @@ class MethodConfig:
 class TrainConfig:
     """Optimisation and evaluation settings."""
 
+    # supervised: the method's own objective; one_class: Deep SVDD on its fused representation, normal samples only
+    # (engine/one_class.py; options method.svdd_*)
+    mode: str = "supervised"
     epochs: int = 30
     batch_size: int = 64
     lr: float = 3e-4

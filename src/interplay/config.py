@@ -54,6 +54,17 @@ class ModelConfig:
     fusion_hidden: list[int] = field(default_factory=lambda: [128, 128])
     dropout: float = 0.0
     unimodal_heads: bool = True
+    # token-level models (interplay.models.token): a transformer whose modalities enter as token spans of one
+    # sequence. backbone: None (feature-level encoders + fusion), a built-in tiny random config (tiny-vlm,
+    # tiny-text) or a local Hugging Face checkpoint directory (never downloaded)
+    backbone: str | None = None
+    token_mask: str = "noise"  # how the model withholds a modality: noise (EMA-matched) | embedding | drop
+    pooling: str = "mean"  # sequence pooling for the classification head: mean | last
+    variant_chunk: int | None = None  # batched variants (clean + masked) per backbone call; None: all at once
+    lora_r: int = 0  # > 0: LoRA adapters of rank lora_r on lora_targets (peft), base weights frozen
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
 
 
 @dataclass

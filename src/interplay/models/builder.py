@@ -54,7 +54,13 @@ def _build_encoder(cfg: ModelConfig, info: DataInfo, modality: str) -> nn.Module
 def build_model(cfg: ModelConfig, info: DataInfo) -> MultimodalModel:
     """Encoders per modality of ``info`` (:func:`encoder_name`), ``cfg.fusion`` fusion, a linear head with
     ``info.num_classes`` outputs, and (if ``cfg.unimodal_heads``) per-modality heads with the fusion
-    MLP's widths, so a unimodal model has the same capacity as the fused one."""
+    MLP's widths, so a unimodal model has the same capacity as the fused one.
+
+    With ``cfg.backbone`` set, a token-level model instead (:func:`interplay.models.hf.build_token_model`)."""
+    if cfg.backbone:
+        from .hf import build_token_model
+
+        return build_token_model(cfg, info)
     unknown = sorted(set(cfg.encoders) - set(info.modalities))
     if unknown:
         raise ConfigError(f"model.encoders: unknown modality {unknown[0]!r}; expected one of "

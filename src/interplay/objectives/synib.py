@@ -29,11 +29,11 @@ from torch import Tensor, nn
 from ..data import Batch, DataSplits
 from ..errors import ConfigError
 from ..layers import gaussian_kl
-from ..models import MultimodalModel, Replacement, Shuffled
+from ..models import Absent, MultimodalModel, Replacement, Shuffled, TokenModel
 from .base import METHODS, Objective, ObjectiveOutput, TrainState, categorical_kl, entropy, mean_of_probabilities
 
 Mask = Literal["whole", "random", "learned", "oracle"]
-Fill = Literal["shuffle", "gaussian", "zero"]
+Fill = Literal["shuffle", "gaussian", "zero", "model"]
 Divergence = Literal["prior_kl", "uniform_kl", "gaussian", "unimodal_anchor"]
 
 
@@ -140,7 +140,36 @@ class GaussianFill(nn.Module, FillStrategy):
         return self.running(i).sample(x)
 
 
+class ModelFill(FillStrategy):
+    """The model's own withholding (token-level models, :class:`~interplay.models.TokenModel`): whole masking
+    sends :class:`~interplay.models.Absent`, so the model applies its ``model.token_mask`` strategy (EMA-matched
+    noise, a learned mask embedding, or dropping the tokens from attention); per-token masks take their
+    replacement values from the same strategy (``noise`` / ``embedding`` only)."""
+
+    def __init__(self) -> None:
+        self.model: TokenModel | None = None
+        self.modalities: list[str] = []
+
+    def bind(self, model: MultimodalModel, mask: str) -> None:
+        if not isinstance(model, TokenModel):
+            raise ConfigError("method.fill: 'model' needs a token-level model (set model.backbone, e.g. tiny-vlm)")
+        if mask != "whole" and model.fusion.withhold == "drop":
+            raise ConfigError(f"method.fill: 'model' with model.token_mask=drop supports mask 'whole' only, got "
+                              f"{mask!r} (per-token masks need replacement values: token_mask noise or embedding)")
+        self.model, self.modalities = model, list(model.modalities)
+
+    def values(self, i: int, x: Tensor) -> Tensor:
+        assert self.model is not None, "ModelFill.bind(model) first"
+        m = self.modalities[i]
+        return self.model.fusion.withheld_values(m, x)
+
+    def replace_all(self, i: int, x: Tensor) -> Replacement:
+        return typing.cast(Replacement, Absent())
+
+
 def make_fill(fill: Fill, ema: float) -> FillStrategy:
+    if fill == "model":
+        return ModelFill()
     if fill == "shuffle":
         return ShuffleFill()
     if fill == "zero":
@@ -215,8 +244,9 @@ class RandomMask(MaskStrategy):
         self.p = p
 
     def replace(self, i: int, z: Tensor, fill: FillStrategy) -> Tensor:
-        """``z`` ``(B, ...)`` with each value replaced by the fill's with probability ``p``."""
-        replace = (torch.rand_like(z) < self.p).to(z.dtype)
+        """``z`` ``(B, ...)`` with each value replaced by the fill's with probability ``p``; token features
+        ``(B, L, D)`` (token-level models) per token: all ``D`` values of a token together."""
+        replace = (torch.rand_like(z if z.dim() < 3 else z[..., :1]) < self.p).to(z.dtype)
         return torch.lerp(z, fill.values(i, z), replace)  # exact for weights 0/1; no `where` in backward
 
     def withhold(self, i: int, m: str, step: MaskStep, fill: FillStrategy) -> Withheld:
@@ -241,8 +271,9 @@ class LearnedMask(MaskStrategy):
         z = step.feats[m]
         fill_values = fill.values(i, z)
         zd, fd = z.detach(), fill_values.detach()
-        logit = torch.ones_like(zd, requires_grad=True)
-        m1, m2 = torch.zeros_like(zd), torch.zeros_like(zd)  # Adam moments (betas 0.9, 0.999)
+        # one gate per feature; per token for token features (B, L, D) of token-level models
+        logit = torch.ones_like(zd if zd.dim() < 3 else zd[..., :1], requires_grad=True)
+        m1, m2 = torch.zeros_like(logit), torch.zeros_like(logit)  # Adam moments (betas 0.9, 0.999)
         with torch.enable_grad():
             for t in range(1, self.steps + 1):
                 g = torch.sigmoid(logit / self.tau)
@@ -569,6 +600,8 @@ class SynIB(Objective):
         counts = torch.bincount(data.train.target.long().cpu(), minlength=info.num_classes).double()
         self.log_prior = (counts.clamp_min(1) / counts.clamp_min(1).sum()).log().float()
         self.filler.setup(self.masker.fill_widths(model, data))
+        if isinstance(self.filler, ModelFill):
+            self.filler.bind(model, self.mask)
         if self.w_aug > 0 and self.masker.space == "inputs" and isinstance(self.filler, GaussianFill):
             self.aug_filler = GaussianFill(self.ema)
             self.aug_filler.setup(self.augmenter.fill_widths(model, data))
@@ -739,3 +772,86 @@ class SynIB(Objective):
             self._log_masked(all_logits[:(1 + k_masked) * n].detach(), target, masked.entries, pen, masked.gates)
         self.log_epoch("lam", lam, n)
         return ObjectiveOutput(loss, logits, {k: v.detach() for k, v in parts.items()})
+
+
+# ---------------------------------------------------------------------- SynIB in a training loop you own
+class SynIBLoss(nn.Module):
+    """SynIB on one token sequence, for a training loop you own (e.g. ``transformers.Trainer.compute_loss``).
+
+    ``loss, logits = synib(forward, embeds, token_masks, labels, attention)`` with
+
+    * ``forward(embeds (N, T, D), attention (N, T)) -> logits (N, C)``: your model on input embeddings;
+    * ``embeds`` ``(B, T, D)``: the clean input embeddings (image features already merged in, for a VLM);
+    * ``token_masks`` ``{m: (B, T) bool}``: the positions of each modality's tokens (disjoint);
+    * ``labels`` ``(B,)``; ``attention`` ``(B, T)`` (None: all ones).
+
+    ``L = CE(forward(x), y) + lam * sum_m mean_b KL(softmax(forward(x with m's tokens withheld)) || prior)``.
+    The clean and the ``M`` masked sequences run in one ``forward`` call on ``(1 + M) B`` rows (``chunk``: that many
+    sequences of ``B`` rows per call). Withholding (``fill``), on ``m``'s positions only:
+
+    * ``noise`` (the authors' choice): ``N(mu_m, diag sigma_m^2)`` per embedding dimension from exponential moving
+      averages (momentum ``ema``) of ``m``'s clean tokens, updated in training mode;
+    * ``shuffle``: the values at the same positions of another row (a cyclic derangement of the batch);
+    * ``drop``: ``m``'s positions removed from attention.
+
+    ``prior``: ``(C,)`` class probabilities (the training label distribution); None: uniform. After each call
+    ``last_parts`` holds the detached terms (``task``, ``penalty``, ``masked_conf_<m>``).
+    """
+
+    def __init__(self, lam: float = 1.0, fill: Literal["noise", "shuffle", "drop"] = "noise",
+                 prior: Tensor | None = None, ema: float = 0.99, chunk: int | None = None) -> None:
+        super().__init__()
+        if fill not in ("noise", "shuffle", "drop"):
+            raise ConfigError(f"SynIBLoss fill: expected one of 'noise', 'shuffle', 'drop', got {fill!r}")
+        if lam < 0:
+            raise ConfigError(f"SynIBLoss lam: expected a non-negative number, got {lam!r}")
+        self.lam, self.fill, self.ema, self.chunk = lam, fill, ema, chunk
+        self.register_buffer("log_prior", torch.zeros(0) if prior is None else prior.double().log().float())
+        self.stats = nn.ModuleDict()
+        self.last_parts: dict[str, Tensor] = {}
+
+    def _stats(self, m: str, dim: int, device: torch.device) -> RunningStats:
+        if m not in self.stats:
+            self.stats[m] = RunningStats(dim, self.ema).to(device)
+        return typing.cast(RunningStats, self.stats[m])
+
+    def masked(self, embeds: Tensor, attention: Tensor, mask: Tensor, m: str) -> tuple[Tensor, Tensor]:
+        """``embeds`` and ``attention`` with modality ``m``'s positions ``mask`` ``(B, T)`` withheld."""
+        where = mask[..., None]
+        if self.fill == "drop":
+            return embeds, attention * (~mask).to(attention.dtype)
+        if self.fill == "shuffle":
+            return torch.where(where, embeds[cyclic_derangement(embeds.shape[0], embeds.device)], embeds), attention
+        stats = self._stats(m, embeds.shape[-1], embeds.device)
+        if self.training:
+            stats.update(embeds[mask])
+        noise = stats.mean + stats.var.clamp_min(0).sqrt() * torch.randn_like(embeds, dtype=torch.float32)
+        return torch.where(where, noise.to(embeds.dtype), embeds), attention
+
+    def forward(self, forward: typing.Callable[[Tensor, Tensor], Tensor], embeds: Tensor,
+                token_masks: Mapping[str, Tensor], labels: Tensor,
+                attention: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        n = embeds.shape[0]
+        if attention is None:
+            attention = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        seqs = [(embeds, attention)]
+        if self.lam > 0:
+            seqs += [self.masked(embeds, attention, token_masks[m].bool(), m) for m in sorted(token_masks)]
+        step = len(seqs) if self.chunk is None else self.chunk
+        logits = torch.cat([forward(torch.cat([s[0] for s in seqs[i:i + step]]),
+                                    torch.cat([s[1] for s in seqs[i:i + step]])) for i in range(0, len(seqs), step)])
+        clean = logits[:n]
+        task = F.cross_entropy(clean, labels)
+        parts = {"task": task.detach()}
+        loss = task
+        if self.lam > 0:
+            logp = F.log_softmax(logits[n:].float(), -1)
+            c = logp.shape[-1]
+            base = self.log_prior if self.log_prior.numel() else torch.full((c,), -math.log(c), device=logp.device)
+            pen = categorical_kl(logp, base.to(logp.device)).view(-1, n).mean(1)  # (M,)
+            loss = loss + self.lam * pen.sum()
+            parts["penalty"] = pen.sum().detach()
+            for k, m in enumerate(sorted(token_masks)):
+                parts[f"masked_conf_{m}"] = logp[k * n:(k + 1) * n].exp().max(-1).values.mean().detach()
+        self.last_parts = parts
+        return loss, clean

@@ -11,6 +11,7 @@ import torch
 
 from interplay.engine import Trainer
 from interplay.errors import ConfigError
+from interplay.objectives.joint import Joint
 
 from .conftest import make_config
 
@@ -118,6 +119,40 @@ def test_multi_stage_method_one_stage_per_fit(tmp_path):
                                                                 for i in range(plan["main"])]
     with pytest.raises(ConfigError, match="stage 'nope' is not a stage of method 'omib'"):
         fit(InterplayModule(module.model, module.objective, module.data, epochs=4, stage="nope"), 1, tmp_path)
+
+
+class Recording(Joint):
+    """Joint with the extended step protocol's hooks overridden, recording what the loop passes."""
+
+    def __init__(self):
+        super().__init__()
+        self.scales, self.epoch_starts = [], []
+
+    def backward(self, model, out, state, scale):
+        self.scales.append(float(scale(torch.tensor(1.0))))
+        scale(out.loss).backward()
+
+    def on_train_epoch_start(self, model, train, state):
+        self.epoch_starts.append((state.epoch, len(train), model.training))
+
+
+class TwoSteps(Joint):
+    def phases(self, state):
+        return ("first", "second")
+
+
+def test_own_backward_gets_lightnings_scaling_and_epoch_start_the_train_split(tmp_path):
+    built = InterplayModule.from_config(small())
+    objective = Recording()
+    objective.setup(built.model, built.data)
+    module = InterplayModule(built.model, objective, built.data, batch_size=32)
+    trainer = fit(module, 2, tmp_path, accumulate_grad_batches=3)
+    assert objective.scales == pytest.approx([1 / 3] * 18) and trainer.global_step == 6  # 9 batches, 3 a step
+    assert [e[:2] for e in objective.epoch_starts] == [(0, 288), (1, 288)]
+    two = TwoSteps()
+    two.setup(built.model, built.data)
+    with pytest.raises(ConfigError, match=r"takes 2 optimiser steps per batch \(first, second\)"):
+        fit(InterplayModule(built.model, two, built.data), 1, tmp_path)
 
 
 def test_bad_arguments_are_one_line():

@@ -92,7 +92,7 @@ def windows_of(x: np.ndarray, freeze: np.ndarray, window: int, stride: int) -> t
     """``(W, window, 9)`` windows every ``stride`` steps and their labels (1 if any step is a freeze)."""
     starts = np.arange(0, len(x) - window + 1, stride)
     idx = starts[:, None] + np.arange(window)[None, :]
-    labels: np.ndarray = freeze[idx].any(1).astype(np.int64)
+    labels = np.asarray(freeze[idx].any(axis=1), dtype=np.int64)
     return x[idx], labels
 
 

@@ -740,9 +740,8 @@ def broja_batch(
     with torch.inference_mode():  # less per-operation overhead; outputs are cloned below
         out = _broja_tensor(t, tol, max_iter)
     out = {k: v.clone() for k, v in out.items()}
-    if not as_torch:
-        return PIDBatchResult(**{k: v.cpu().numpy() for k, v in out.items()}).to_units(units)
-    return PIDBatchResult(**out).to_units(units)
+    fields: dict[str, Any] = {k: v.cpu().numpy() for k, v in out.items()} if not as_torch else dict(out)
+    return PIDBatchResult(**fields).to_units(units)
 
 
 def broja(

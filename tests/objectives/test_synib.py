@@ -529,3 +529,96 @@ def test_oracle_with_gaussian_fill_and_augmentation_keeps_feature_statistics_of_
     assert {"task", "aug", "penalty"} <= set(out.parts) and bool(obj.aug_filler.stats["0"].seen)
     assert "aug_filler.stats.0.mean" in obj.state_dict()
     assert make(data, fill="gaussian", w_aug=1.0)[1].aug_filler is None  # features: the fill's own statistics
+
+
+# ---------------------------------------------------------------------- SynIBLoss (your own training loop)
+def _synib_loss_inputs(b: int = 6, t: int = 7, d: int = 5):
+    g = torch.Generator().manual_seed(0)
+    embeds = torch.randn(b, t, d, generator=g)
+    image = torch.zeros(b, t, dtype=torch.bool)
+    image[:, 1:4] = True
+    text = torch.zeros(b, t, dtype=torch.bool)
+    text[:, 4:] = True  # position 0: a special token of neither modality
+    return embeds, {"image": image, "text": text}, torch.randint(0, 3, (b,), generator=g)
+
+
+@pytest.mark.parametrize("fill", ["noise", "shuffle", "drop"])
+def test_synib_loss_withholds_exactly_the_modality_positions(fill):
+    from interplay.objectives.synib import SynIBLoss
+
+    embeds, masks, labels = _synib_loss_inputs()
+    head = torch.nn.Linear(5, 3)
+    seen = []
+
+    def forward(e, a):
+        seen.append((e, a))
+        return head((e * a[..., None]).sum(1))
+
+    loss_fn = SynIBLoss(lam=2.0, fill=fill).train()
+    loss, logits = loss_fn(forward, embeds, masks, labels)
+    (e, a), = seen  # one forward call on (1 + M) B rows
+    assert e.shape == (18, 7, 5) and torch.equal(e[:6], embeds) and torch.equal(logits, forward(embeds, a[:6]))
+    for k, m in enumerate(sorted(masks)):
+        rows = slice(6 * (k + 1), 6 * (k + 2))
+        if fill == "drop":
+            assert torch.equal(e[rows], embeds) and torch.equal(a[rows].bool(), ~masks[m])
+        else:
+            assert torch.equal(a[rows], a[:6])
+            changed = (e[rows] != embeds).any(-1)
+            assert torch.equal(changed, masks[m])
+    logp = torch.log_softmax(forward(e, a)[6:], -1)
+    kl = (logp.exp() * (logp + math.log(3))).sum(-1).view(2, 6).mean(1).sum()
+    want = torch.nn.functional.cross_entropy(logits, labels) + 2.0 * kl
+    assert torch.allclose(loss, want, atol=1e-6)
+    loss.backward()
+    assert head.weight.grad is not None
+
+
+def test_synib_loss_noise_tracks_the_modality_statistics():
+    from interplay.objectives.synib import SynIBLoss
+
+    embeds, masks, labels = _synib_loss_inputs(b=200)
+    loss_fn = SynIBLoss(fill="noise", chunk=1).train()
+    loss_fn(lambda e, a: e.sum(1)[:, :3], embeds, masks, labels)
+    stats = loss_fn.stats["image"]
+    assert torch.allclose(stats.mean, embeds[masks["image"]].mean(0), atol=1e-6)
+    assert torch.allclose(stats.var, embeds[masks["image"]].var(0, unbiased=False), atol=1e-5)
+
+
+def test_synib_loss_in_a_transformers_trainer(tmp_path):
+    """The docs example: SynIBLoss inside transformers.Trainer.compute_loss (tiny random text classifier; the
+    two text fields are the modalities)."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    from interplay.objectives.synib import SynIBLoss
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                      num_key_value_heads=2, vocab_size=32, num_labels=2, pad_token_id=0)
+    model = transformers.LlamaForSequenceClassification(config)
+    ids = torch.randint(1, 32, (16, 8))
+    field_a = torch.zeros(16, 8, dtype=torch.bool)
+    field_a[:, :4] = True
+    rows = [{"input_ids": ids[i], "attention_mask": torch.ones(8, dtype=torch.long), "labels": int(i % 2),
+             "mask_a": field_a[i], "mask_b": ~field_a[i]} for i in range(16)]
+
+    class SynIBTrainer(transformers.Trainer):
+        def __init__(self, *args, synib: SynIBLoss, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.synib = synib
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            masks = {"a": inputs.pop("mask_a"), "b": inputs.pop("mask_b")}
+            embeds = model.get_input_embeddings()(inputs["input_ids"])
+            loss, logits = self.synib(lambda e, a: model(inputs_embeds=e, attention_mask=a).logits, embeds, masks,
+                                      inputs["labels"], inputs["attention_mask"])
+            return (loss, {"logits": logits}) if return_outputs else loss
+
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=2,
+                                          report_to=[], remove_unused_columns=False, use_cpu=True, save_strategy="no",
+                                          logging_strategy="no")
+    before = model.score.weight.detach().clone()
+    trainer = SynIBTrainer(model=model, args=args, train_dataset=rows, synib=SynIBLoss(lam=1.0, fill="noise"))
+    trainer.train()
+    assert not torch.equal(model.score.weight.detach(), before)
+    assert set(trainer.synib.stats) == {"a", "b"} and "penalty" in trainer.synib.last_parts

@@ -117,6 +117,9 @@ def test_multi_stage_method_one_stage_per_fit(tmp_path):
     fit(main, plan["main"], tmp_path)
     assert [(h["epoch"], h["stage"]) for h in main.history] == [(plan["warmup"] + i + 1, "main")
                                                                 for i in range(plan["main"])]
+    # the engine: the same stages, the main stage from the best warm-up checkpoint (the only warm-up epoch here)
+    assert plan["warmup"] == 1
+    assert_same_epochs(warm.history + main.history, engine_log(cfg))
     with pytest.raises(ConfigError, match="stage 'nope' is not a stage of method 'omib'"):
         fit(InterplayModule(module.model, module.objective, module.data, epochs=4, stage="nope"), 1, tmp_path)
 

@@ -37,3 +37,17 @@ def test_stage_of_a_staged_method(overhead, capsys):
     assert out[0].endswith("stage finetune") and out[-1].startswith("dmil/joint step-time ratio: ")
     assert overhead.main(["--methods", "omib", "--stage", "finetune", *TINY]) == 2
     assert "--stage 'finetune': omib has the stages warmup, main" in capsys.readouterr().err
+
+
+def test_token_level_model_with_memory(overhead, capsys):
+    pytest.importorskip("transformers")
+    args = ["--data", "token-xor", "--set", "model.backbone=tiny-vlm", "--set", "data.n_train=80",
+            "--set", "model.variant_chunk=1", "--methods", "synib", "--method-set", "synib:fill=model",
+            "--memory", "--rounds", "1", "--steps", "1", "--warmup", "1", "--batch-size", "8"]
+    assert overhead.main(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "token model tiny-vlm (token_mask noise, variant_chunk 1)" in out[0]
+    saved = {line.split(":")[0]: float(line.split("autograd-saved ")[1].split()[0]) for line in out
+             if "autograd-saved" in line}
+    assert saved["synib"] > saved["joint"] > 0  # the masked sequences keep activations of their own
+    assert re.fullmatch(r"synib/joint step-time ratio: \d+\.\d\d", out[-1])

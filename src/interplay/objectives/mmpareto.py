@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..data import Batch
+from ..errors import ConfigError
 from ..models import MultimodalModel
 from .base import METHODS, Objective, ObjectiveOutput, TrainState
 
@@ -73,6 +74,8 @@ class MMPareto(Objective):
 
     def __init__(self, gamma: float = 1.5) -> None:
         super().__init__()
+        if not gamma > 0:
+            raise ConfigError(f"method.gamma: expected a positive number, got {gamma}")
         self.gamma = gamma
         self._coef: dict[tuple[str, str], float] = {}
         self._losses: dict[str, Tensor] = {}

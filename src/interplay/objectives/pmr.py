@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..data import Batch, DataSplits, MultimodalDataset
+from ..errors import ConfigError
 from ..models import MultimodalModel
 from .base import METHODS, Objective, ObjectiveOutput, TrainState
 
@@ -72,6 +73,9 @@ class PMR(Objective):
     def __init__(self, alpha: float = 1.0, mu: float = 0.01, per_epochs: int = 10, momentum: float = 0.2,
                  fraction: float = 1.0, start_epoch: int = 0, end_epoch: int | None = None) -> None:
         super().__init__()
+        if not 0 < fraction <= 1 or not 0 <= momentum <= 1:
+            raise ConfigError(f"method.fraction / method.momentum: expected in (0, 1] / [0, 1], got {fraction} / "
+                              f"{momentum}")
         self.alpha = alpha
         self.mu = mu
         self.per_epochs = per_epochs

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..data import Batch, DataSplits
+from ..errors import ConfigError
 from ..models import MultimodalModel
 from .base import METHODS, Objective, ObjectiveOutput, Prediction, TrainState
 
@@ -53,6 +54,9 @@ class ReconBoost(Objective):
 
     def __init__(self, w1: float = 5.0, w2: float = 1.0, boost_epochs: int = 4, rectify_epochs: int = 4) -> None:
         super().__init__()
+        if boost_epochs < 1 or rectify_epochs < 0:
+            raise ConfigError(f"method.boost_epochs / method.rectify_epochs: expected >= 1 / >= 0, got "
+                              f"{boost_epochs} / {rectify_epochs}")
         self.w1 = w1
         self.w2 = w2
         self.boost_epochs = boost_epochs

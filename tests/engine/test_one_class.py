@@ -154,3 +154,22 @@ def test_resume_keeps_the_centre(tmp_path):
     resumed = train(cfg, tmp_path / "b")
     assert resumed["test"]["auroc"] == pytest.approx(whole["test"]["auroc"], abs=1e-9)
     assert resumed["one_class"]["centre_norm"] == pytest.approx(whole["one_class"]["centre_norm"], abs=1e-6)
+
+
+def test_soft_boundary_run_learns_a_radius():
+    metrics = train(_cfg("joint", epochs=3, svdd_objective="soft-boundary", svdd_nu=0.2))
+    oc = metrics["one_class"]
+    assert oc["objective"] == "soft-boundary" and oc["radius"] > 0
+    assert 0.0 <= metrics["test"]["auroc"] <= 1.0
+
+
+def test_run_directories_from_before_train_mode_still_resume(tmp_path):
+    import yaml
+
+    cfg = RunConfig.from_dict({"data": {"name": "pid-xor", "n_train": 100, "n_test": 50}, "model": SMALL,
+                               "train": {"epochs": 1}})
+    first = train(cfg, tmp_path / "run")
+    raw = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert raw["train"].pop("mode") == "supervised"
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert train(cfg, tmp_path / "run") == first  # the same run: finished metrics, no config conflict

@@ -165,7 +165,7 @@ class Slide:
 
 @DATASETS.register("spatial")
 @validated_by(check_spatial)
-def spatial(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.2,
+def spatial(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
             root: str | None = None, file: str | None = None, test_file: str | None = None,
             label_key: str = "anomaly", normal_value: str = "normal", library_id: str | None = None,
             image: Literal["hires", "lowres"] = "hires", patch: int = 32, n_genes: int = 2000,

@@ -101,3 +101,19 @@ def test_spatial_without_anndata_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(ConfigError, match=r"interplay\[anndata\]"):
         DATASETS.get("spatial")(root=str(tmp_path), file="a.h5ad")
+
+
+def test_one_class_training_on_a_tiny_slide(tmp_path):
+    from interplay.config import RunConfig
+    from interplay.engine import train
+
+    write_slide(tmp_path / "hnb.h5ad", n=60, anomalies=0, label="anomaly", seed=0)
+    write_slide(tmp_path / "hbc.h5ad", n=60, anomalies=20, label="anomaly", seed=1)
+    cfg = RunConfig.from_dict({"data": {"name": "spatial", "root": str(tmp_path), "file": "hnb.h5ad",
+                                        "test_file": "hbc.h5ad", "patch": 8, "val_fraction": 0.3},
+                               "model": {"encoder_hidden": [16, 16], "fusion_hidden": [16]},
+                               "method": {"name": "joint"}, "train": {"mode": "one_class", "epochs": 2}})
+    metrics = train(cfg)
+    assert metrics["one_class"]["n_train_normal"] == 59
+    for key in ("auroc", "auprc", "f1"):
+        assert 0.0 <= metrics["test"][key] <= 1.0

@@ -138,6 +138,7 @@ def test_trains_through_the_engine(tmp_path):
 
     root = _vqa_fixture(tmp_path / "data")
     cfg = make_config("dmil", "vqav2", epochs=2, n_train=None, n_test=None,
-                      data={"root": str(root), "val_fraction": 0.25}, model={"encoder_hidden": [8], "fusion_hidden": [8]}, method={"dim": 4})
+                      data={"root": str(root), "val_fraction": 0.25},
+                      model={"encoder_hidden": [8], "fusion_hidden": [8]}, method={"dim": 4})
     metrics = train(cfg, tmp_path / "run")
     assert "none_right" in metrics["test"]["agreement_groups"]  # the paper's synergy-subset metric

@@ -798,6 +798,8 @@ class SynIBLoss(nn.Module):
     ``last_parts`` holds the detached terms (``task``, ``penalty``, ``masked_conf_<m>``).
     """
 
+    log_prior: Tensor  # (C,) or empty (uniform)
+
     def __init__(self, lam: float = 1.0, fill: Literal["noise", "shuffle", "drop"] = "noise",
                  prior: Tensor | None = None, ema: float = 0.99, chunk: int | None = None) -> None:
         super().__init__()
@@ -847,7 +849,8 @@ class SynIBLoss(nn.Module):
         if self.lam > 0:
             logp = F.log_softmax(logits[n:].float(), -1)
             c = logp.shape[-1]
-            base = self.log_prior if self.log_prior.numel() else torch.full((c,), -math.log(c), device=logp.device)
+            prior = self.log_prior
+            base = prior if prior.numel() else torch.full((c,), -math.log(c), device=logp.device)
             pen = categorical_kl(logp, base.to(logp.device)).view(-1, n).mean(1)  # (M,)
             loss = loss + self.lam * pen.sum()
             parts["penalty"] = pen.sum().detach()

@@ -131,6 +131,18 @@ def test_mlflow_resumed_run_continues_the_same_mlflow_run(tmp_path):
     assert sorted(history["train/loss"]) == [1, 2, 3, 4]
 
 
+def test_mlflow_tracking_uri_may_change_on_resume(tmp_path):
+    """The tracking URI only chooses where a run is observed: a resume may name another store, which then gets an
+    MLflow run of its own with every epoch (config.yaml records the last URI)."""
+    with interrupted_after(2), pytest.raises(KeyboardInterrupt):
+        Trainer(small(epochs=3, loggers=["mlflow"]), tmp_path / "run", quiet=True).fit()
+    store = (tmp_path / "other").as_uri()
+    Trainer(small(epochs=3, loggers=["mlflow"], mlflow_tracking_uri=store), tmp_path / "run", quiet=True).fit()
+    _, run, history = _store(store)
+    assert sorted(history["train/loss"]) == [1, 2, 3] and run.data.params["train.mlflow_tracking_uri"] == store
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["mlflow_tracking_uri"] == store
+
+
 def test_mlflow_logger_added_on_resume_logs_the_earlier_epochs_too(tmp_path):
     with interrupted_after(2), pytest.raises(KeyboardInterrupt):
         Trainer(small(epochs=3), tmp_path / "run", quiet=True).fit()

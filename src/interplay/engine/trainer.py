@@ -161,6 +161,8 @@ SCHEDULERS = ("none", "cosine", "step", "onecycle")
 #: train options added after run directories existed: a config.yaml without them ran with their defaults
 _LATER_TRAIN_OPTIONS = ("scheduler", "warmup_epochs", "step_size", "gamma", "min_lr", "patience", "accumulate",
                         "mode")
+#: train options that only choose who observes a run: a resume may change them
+_OBSERVER_TRAIN_OPTIONS = ("loggers", "mlflow_tracking_uri")
 
 
 def _check_schedule(t: TrainConfig) -> None:
@@ -329,8 +331,10 @@ class Trainer:
                     for key in _LATER_TRAIN_OPTIONS:
                         if key not in old["train"] and new["train"][key] == defaults[key]:
                             old["train"][key] = defaults[key]
-                    # loggers only observe a run: an invocation may choose others (config.yaml records the last)
-                    old["train"]["loggers"] = new["train"]["loggers"]
+                    # loggers only observe a run: an invocation may choose others, and another MLflow tracking URI
+                    # (config.yaml records the last)
+                    for key in _OBSERVER_TRAIN_OPTIONS:
+                        old["train"][key] = new["train"][key]
                 diff = _first_difference(old, new)
                 if diff and any((self.out / name).exists() for name in self._RUN_ARTEFACTS):
                     raise ConfigError(f"{self.out}: holds a run with a different config ({diff}); "

@@ -385,22 +385,28 @@ def _print_evaluation(metrics: dict[str, Any], out: str) -> None:
     from .bench.tables import format_table
 
     test = metrics["test"]
+    ref = metrics.get("in_distribution")  # evaluated on other data: the run's own test metrics beside
 
     def num(v: Any) -> str:
         return "-" if v is None else f"{v:.4f}"
 
+    def row(label: str, value: Any, ref_value: Any = None) -> list[str]:
+        return [label, num(value)] + ([num(ref_value)] if ref is not None else [])
+
+    own = ref or {}
     if "mae" in test:
-        rows = [[f"test {k}", num(test.get(k))] for k in ("mae", "corr", "acc7", "acc2", "f1", "acc2_has0",
-                                                                   "acc2_gt0")]
+        rows = [row(f"test {k}", test.get(k), own.get(k))
+                for k in ("mae", "corr", "acc7", "acc2", "f1", "acc2_has0", "acc2_gt0")]
     else:
-        rows = [["test accuracy", num(test["accuracy"])], ["test macro-F1", num(test["macro_f1"])]]
+        rows = [row("test accuracy", test["accuracy"], own.get("accuracy")),
+                row("test macro-F1", test["macro_f1"], own.get("macro_f1"))]
     for name, acc in (test.get("accuracy_by_interaction") or {}).items():
-        rows.append([f"test {name}", num(acc)])
+        rows.append(row(f"test {name}", acc, (own.get("accuracy_by_interaction") or {}).get(name)))
     for name, g in (test.get("agreement_groups") or {}).items():
-        rows.append([f"test {name} (n={g['n']})", num(g["accuracy"])])
+        rows.append(row(f"test {name} (n={g['n']})", g["accuracy"]))
     print(f"{metrics['method']} run {metrics['run_dir']} (best epoch {metrics['best_epoch']}) on {metrics['data']}: "
           f"{metrics['samples']} test samples; results in {out}")
-    print(format_table(["metric", "value"], rows))
+    print(format_table(["metric", "value"] + (["in distribution"] if ref is not None else []), rows))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

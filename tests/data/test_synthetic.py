@@ -245,3 +245,29 @@ def test_shift_is_validated_when_the_config_resolves():
 
     with pytest.raises(ConfigError, match="data.shift"):
         resolve_config(make_config("joint", data={"shift": "corrupt=audio"}))
+
+
+def test_evaluate_a_trained_run_on_shifted_test_data(tmp_path, capsys):
+    """``interplay evaluate RUN --set data.shift=...``: the shifted accuracy beside the run's own (in distribution)."""
+    from interplay.engine import train
+    from interplay.engine.reload import evaluate_run
+
+    from ..conftest import make_config, run_cli
+
+    run = tmp_path / "run"
+    metrics = train(make_config("joint", epochs=8, n_train=300, n_test=200, data={"mix": "unique1=1"},
+                                model={"encoder_hidden": [16], "fusion_hidden": [16]},
+                                train={"lr": 0.003, "batch_size": 32}), run)
+    assert metrics["test"]["accuracy"] > 0.8  # label information only in x1
+    same = evaluate_run(run, {"shift": "noise=0"})  # the identity shift: exactly the run's own test metrics
+    assert same["test"]["accuracy"] == metrics["test"]["accuracy"]
+    assert same["in_distribution"]["accuracy"] == metrics["test"]["accuracy"]
+    corrupted = evaluate_run(run, {"shift": "corrupt=x1;noise=0.5"}, out=tmp_path / "eval")
+    assert corrupted["data_config"]["shift"] == "corrupt=x1;noise=0.5"
+    assert corrupted["in_distribution"]["accuracy_by_interaction"] == metrics["test"]["accuracy_by_interaction"]
+    assert corrupted["test"]["accuracy"] < 0.65  # x1 replaced by noise: near chance
+    shift = "data.shift=mix=unique1=0.5,synergistic=0.5"
+    code, out, _ = run_cli(["evaluate", run, "--set", shift, "--out", tmp_path / "e2"], capsys)
+    assert code == 0 and "in distribution" in out and "test synergistic" in out
+    code, _, err = run_cli(["evaluate", run, "--set", "data.shift=blur=1", "--out", tmp_path / "e3"], capsys)
+    assert code != 0 and "data.shift" in err and len(err.strip().splitlines()) == 1

@@ -50,6 +50,9 @@ from .trainer import build_data, resolve_config
 #: methods whose ``setup`` needs the training data (not only the :class:`DataInfo`); reloading rebuilds the data
 #: for them. A plugin objective says so with the class attribute ``setup_needs_data = True``.
 SETUP_NEEDS_TRAIN_DATA: frozenset[str] = frozenset({"omib"})
+#: the run's own test metrics that ``evaluate_run`` on other data reports beside the new ones (``in_distribution``)
+IN_DISTRIBUTION_KEYS = ("accuracy", "macro_f1", "accuracy_by_interaction", "mae", "corr", "acc7", "acc2", "f1",
+                        "acc2_has0", "acc2_gt0", "auroc")
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -264,7 +267,9 @@ def evaluate_run(run_dir: str | Path, data_overrides: Mapping[str, Any] | None =
     :func:`eval_config`), e.g. ``{"mix": "synergistic=1"}``; its modalities, shapes and classes must match the
     model's. The result: ``test`` (``split_metrics(detailed=True)`` plus the method's ``test_metrics``, e.g.
     ``accuracy_by_interaction``, DMIL's ``gate_agreement``), ``method``, ``data``, ``seed``, ``run_dir``,
-    ``data_config`` (the resolved data section), ``samples``, ``best_epoch`` and ``best_stage``. With ``out``,
+    ``data_config`` (the resolved data section), ``samples``, ``best_epoch`` and ``best_stage``; on other data
+    also ``in_distribution``: the run's own test metrics from ``metrics.json`` (accuracy, macro-F1,
+    accuracy by interaction, ...; e.g. the clean test split beside a ``data.shift``). With ``out``,
     ``out/metrics.json`` and ``out/predictions.csv`` are written (``out`` may not be the run directory or inside it).
     """
     run_path = _run_files(run_dir)
@@ -286,6 +291,9 @@ def evaluate_run(run_dir: str | Path, data_overrides: Mapping[str, Any] | None =
     metrics = {"test": test, "method": cfg.method.name, "data": cfg.data.name, "seed": cfg.train.seed,
                "run_dir": str(run_path), "data_config": cfg.to_dict()["data"], "samples": len(data.test),
                "best_epoch": run.checkpoint.get("epoch"), "best_stage": run.checkpoint.get("stage")}
+    if not own and run.metrics is not None:  # beside it: the run's own test metrics (in distribution)
+        ref = run.metrics.get("test") or {}
+        metrics["in_distribution"] = {k: ref[k] for k in IN_DISTRIBUTION_KEYS if k in ref}
     if out is not None:
         out_dir = Path(out)
         header, rows = prediction_rows(test_out, data.info)

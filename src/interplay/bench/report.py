@@ -121,7 +121,8 @@ def _make_report(out: Path) -> Path:
              f"(equal budgets); hyperparameters chosen per seed on **validation**, tables show the selected runs "
              f"(mean ± std over seeds)."]
     if summary.get("grid_wall_s"):
-        lines.append(f"Last invocation: {summary['ran_now']} runs with {summary['jobs']} worker(s) in "
+        on = f" on {summary['executor']}" if summary.get("executor", "local") != "local" else ""
+        lines.append(f"Last invocation: {summary['ran_now']} runs with {summary['jobs']} worker(s){on} in "
                      f"{summary['grid_wall_s']:.0f} s wall; summed run time {summary['sum_run_wall_s']:.0f} s "
                      f"(speed-up {summary['speedup']}, parallel efficiency {summary['parallel_efficiency']}).")
     if plt is None:

@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--data", required=True, help="dataset name")
     verify.add_argument("--data-root", help="directory of the local copy")
     bench = sub.add_parser("bench", help="run a grid of datasets x methods x seeds (resumable, parallel)",
-                           description="Run a benchmark grid into --out, on this machine or on Ray (--executor ray), or "
-                                       "print it as `interplay train` commands (--print-commands) for a scheduler "
+                           description="Run a benchmark grid into --out, on this machine or on Ray (--executor ray), "
+                                       "or print it as `interplay train` commands (--print-commands) for a scheduler "
                                        "such as SLURM. Rerun the same command to resume; Ctrl-C stops within "
                                        "seconds (twice: at once). `--list` lists the presets. See docs/bench.md and "
                                        "docs/cluster.md.")

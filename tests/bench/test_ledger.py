@@ -235,7 +235,7 @@ def test_unknown_mix_source_fails_before_any_directory(tmp_path, capsys):
     (["--seeds", "0"], "seeds must be a positive integer"),
     (["@dataset=nope"], "unknown dataset 'nope'"),
     (["@method=nope"], "unknown method 'nope'"),
-    (["@file=nope"], "nope: no such benchmark file or preset; presets: demo"),
+    (["@file=nope"], "nope: no such benchmark file or preset; presets: "),
     (["@file="], "expected a benchmark YAML file or a preset name"),
     (["@out="], "--out DIR is required"),
 ], ids=["jobs0", "seeds0", "dataset", "method", "preset", "no-file", "no-out"])

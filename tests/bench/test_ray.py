@@ -156,9 +156,9 @@ def test_outcomes_failures_deaths_and_stop(ray_session, by_value):
         ex.submit(5, _cfg("sleep"))
         time.sleep(3)  # let them start
         t0 = time.monotonic()
-        stopped = ex.stop(10.0, hurry=lambda: False)
+        stopped = ex.stop(60.0, hurry=lambda: False)  # a loaded machine may need seconds; the tasks sleep 120 s
         assert sorted((k, kind) for k, kind, _ in stopped) == [(4, "interrupted"), (5, "interrupted")]
-        assert time.monotonic() - t0 < 10 and ex.busy() == 0
+        assert time.monotonic() - t0 < 60 and ex.busy() == 0
     finally:
         ex.close()
     assert ray.is_initialized()

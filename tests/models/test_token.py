@@ -12,7 +12,7 @@ from interplay.config import MethodConfig, ModelConfig
 from interplay.data import DataInfo, DataSplits, MultimodalDataset
 from interplay.errors import ConfigError, DataError
 from interplay.models import Absent, Shuffled, TokenModel, build_model
-from interplay.objectives import TrainState, build_objective
+from interplay.objectives import METHODS, TrainState, build_objective
 
 pytest.importorskip("transformers")
 
@@ -305,3 +305,27 @@ def test_synib_beats_joint_on_token_xor_synergy():
 
     gaps = [synergistic("synib", s) - synergistic("joint", s) for s in (0, 1, 2)]
     assert min(gaps) > 0 and sum(gaps) / 3 >= 0.05, gaps
+
+
+@pytest.mark.parametrize("method", sorted(METHODS.names()))
+def test_every_method_trains_on_a_token_model_or_refuses_in_one_line(method):
+    """A token-level model gives (B, L, D) features: a method either takes one step (every phase) and predicts, or
+    says in one line that it needs one feature vector per modality (never a shape error from deep inside)."""
+    model = vlm().train()
+    data = splits_for(VLM_INFO, vlm_inputs(8), torch.tensor([0, 1] * 4))
+    objective = build_objective(MethodConfig(method, {}))
+    if objective.needs_feature_vectors:
+        with pytest.raises(ConfigError, match=f"method {method!r} works on one feature vector per modality"):
+            objective.setup(model, data)
+        return
+    objective.setup(model, data)
+    state = TrainState()
+    objective.on_train_epoch_start(model, data.train, state)
+    for phase in objective.phases(state):
+        state.phase = phase
+        out = objective(model, data.train.batch(torch.arange(8)), state)
+        assert out.logits.shape == (8, 2) and torch.isfinite(out.loss)
+        objective.backward(model, out, state, lambda loss: loss)
+    objective.eval()
+    model.eval()
+    assert objective.predict(model, data.train.batch(torch.arange(8))).logits.shape == (8, 2)

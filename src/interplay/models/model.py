@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Collection, Mapping, Sequence
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -26,6 +27,10 @@ class MultimodalModel(nn.Module):
 
     Masking, dropping or replacing a modality happens on ``feats``, so encoders run once per step.
     """
+
+    #: ``True`` for models whose features are token sequences ``(B, L_m, D)`` (:class:`~interplay.models.TokenModel`)
+    #: rather than one vector ``(B, d_m)`` per sample; objectives that need vectors refuse them (one line)
+    token_level: ClassVar[bool] = False
 
     def __init__(self, encoders: nn.ModuleDict, fusion: nn.Module, head: nn.Module,
                  unimodal_heads: nn.ModuleDict | None = None) -> None:

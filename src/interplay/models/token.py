@@ -267,6 +267,7 @@ class TokenModel(MultimodalModel):
     """
 
     fusion: TokenFusion
+    token_level = True
 
     def __init__(self, encoders: nn.ModuleDict, fusion: TokenFusion, head: nn.Module,
                  unimodal_heads: nn.ModuleDict | None = None) -> None:

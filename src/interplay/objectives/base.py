@@ -157,6 +157,9 @@ class Objective(nn.Module):
     registry_name: ClassVar[str] = ""
     #: the dataset tasks the method supports
     tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
+    #: ``True`` when the method needs one feature vector ``(B, d_m)`` per modality and sample (its own bottlenecks,
+    #: projections or prototypes on features): refused with one line on token-level models
+    needs_feature_vectors: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -172,6 +175,10 @@ class Objective(nn.Module):
         if data.info.task not in self.tasks:
             raise ConfigError(f"method {self.registry_name!r} supports {' and '.join(self.tasks)} data; dataset "
                               f"{data.info.name!r} is {data.info.task}")
+        if self.needs_feature_vectors and model.token_level:
+            raise ConfigError(f"method {self.registry_name!r} works on one feature vector per modality; the "
+                              f"token-level model (model.backbone) gives token sequences: use a method that only "
+                              f"withholds modalities (e.g. joint, synib, multi_loss) or a feature-level model")
         if self.trains_unimodal_heads and model.unimodal_heads is None:
             raise ConfigError(f"method {self.registry_name!r} needs unimodal heads; set model.unimodal_heads=true")
         self.info = data.info

@@ -191,6 +191,7 @@ class DMIL(Objective):
     """
 
     description = "DMIL: variational R/U/S decomposition, per-sample gate over component predictions, 3 stages"
+    needs_feature_vectors = True
     stage_index: Tensor  # () buffer: the stage the weights belong to
 
     def __init__(self, dim: int = 32, variant: Literal["auto", "full", "fc", "id_only", "cd_only"] = "auto",

@@ -65,6 +65,7 @@ class MIB(Objective):
     """
 
     description = "multimodal information bottleneck on early-fused (E-MIB), unimodal (L-MIB) or both (C-MIB) latents"
+    needs_feature_vectors = True
 
     def __init__(self, fusion: Literal["early", "late", "complete"] = "complete", beta: float = 1e-3,
                  latent_dim: int = 50, hidden: int = 1024, kl_reduction: Literal["mean", "sum"] = "mean") -> None:

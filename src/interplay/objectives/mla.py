@@ -51,6 +51,7 @@ class MLA(Objective):
     """
 
     description = "alternating unimodal steps via one shared head, projected head gradients (Zhang et al. 2024)"
+    needs_feature_vectors = True
     tasks = ("classification",)
 
     def __init__(self, modify_gradient: bool = True) -> None:

@@ -147,6 +147,7 @@ class OMIB(Objective):
     """
 
     description = "optimal multimodal information bottleneck: per-modality VIBs, attention fusion, dynamic KL weights"
+    needs_feature_vectors = True
     # buffers (created in setup, saved with the objective)
     k_ema: Tensor  # (M,) EMA of K_m, order of `order`
     k_seen: Tensor  # () bool: the EMA holds a value

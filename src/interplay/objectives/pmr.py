@@ -68,6 +68,7 @@ class PMR(Objective):
     """
 
     description = "joint fusion + prototype cross-entropy on slow modalities, entropy on the dominant (Fan et al. 2023)"
+    needs_feature_vectors = True
     tasks = ("classification",)
 
     def __init__(self, alpha: float = 1.0, mu: float = 0.01, per_epochs: int = 10, momentum: float = 0.2,

@@ -197,6 +197,11 @@ def _print_run(metrics: dict[str, Any], out: str) -> None:
                 ["test Acc2 (non-zero)", f"{test['acc2']:.4f}"],
                 ["test F1 (non-zero)", f"{test['f1']:.4f}"], ["test Acc2 (has zero)", f"{test['acc2_has0']:.4f}"],
                 ["test Acc2 (> 0, MultiBench)", f"{test.get('acc2_gt0', float('nan')):.4f}"]]
+    elif "auprc" in test:  # one-class anomaly detection: threshold chosen on validation
+        rows = [["val AUROC", f"{val['auroc']:.4f}"], ["test AUROC", f"{test['auroc']:.4f}"],
+                ["test AUPRC", f"{test['auprc']:.4f}"], ["test F1 (validation threshold)", f"{test['f1']:.4f}"]]
+        for name, auc in (test.get("auroc_by_type") or {}).items():
+            rows.append([f"test AUROC {name} anomalies", "-" if auc is None else f"{auc:.4f}"])
     else:
         rows = [["val accuracy", f"{val['accuracy']:.4f}"], ["test accuracy", f"{test['accuracy']:.4f}"],
                 ["test macro-F1", f"{test['macro_f1']:.4f}"]]

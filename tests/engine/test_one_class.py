@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -120,13 +121,16 @@ def test_training_drops_anomalies_from_the_training_split():
 
 def test_acceptance_cli_writes_anomaly_metrics_and_reload_reproduces_them(tmp_path, capsys):
     out = tmp_path / "R"
-    code, _, err = run_cli(["train", "--data", "anomaly-xor", "--method", "omib", "--set", "train.mode=one_class",
-                            "--set", "train.epochs=2", "--set", "data.n_train=300", "--set", "data.n_test=300",
-                            "--set", "method.fusion_dim=16", "--set", "method.latent_dim=8",
-                            "--set", "model.encoder_hidden=[32,32]", "--quiet", "--out", out], capsys)
+    code, printed, err = run_cli(["train", "--data", "anomaly-xor", "--method", "omib", "--set",
+                                  "train.mode=one_class", "--set", "train.epochs=2", "--set", "data.n_train=300",
+                                  "--set", "data.n_test=300", "--set", "method.fusion_dim=16", "--set",
+                                  "method.latent_dim=8", "--set", "model.encoder_hidden=[32,32]", "--quiet", "--out",
+                                  out], capsys)
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     test = metrics["test"]
+    assert re.search(rf"test AUROC +{test['auroc']:.4f}", printed), printed
+    assert "test AUROC synergistic anomalies" in printed and "test accuracy" not in printed
     for key in ("auroc", "auprc", "f1"):
         assert 0.0 <= test[key] <= 1.0
     assert set(test["auroc_by_type"]) == {"unimodal_x1", "unimodal_x2", "both", "synergistic"}

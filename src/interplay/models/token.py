@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, DataError
-from ..layers import mlp
+from ..layers import RunningStats, mlp
 from .fusion import Replacement, Shuffled
 from .model import MultimodalModel
 
@@ -88,39 +88,6 @@ class TokenEmbedding(nn.Module):
         return z
 
 
-class EmbeddingStats(nn.Module):
-    """Per-dimension EMA mean and variance of a modality's valid token embeddings (``noise`` withholding)."""
-
-    mean: Tensor  # (D,)
-    var: Tensor  # (D,)
-    seen: Tensor  # () bool
-
-    def __init__(self, dim: int, momentum: float) -> None:
-        super().__init__()
-        self.momentum = momentum
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("var", torch.ones(dim))
-        self.register_buffer("seen", torch.zeros((), dtype=torch.bool))
-
-    @torch.no_grad()
-    def update(self, z: Tensor, valid: Tensor) -> None:
-        """``z`` ``(B, L, D)``, ``valid`` ``(B, L)``; no host synchronisation."""
-        w = valid.to(torch.float32)[..., None]
-        count = w.sum().clamp_min(1.0)
-        zf = z.detach().float()
-        mean = (zf * w).sum((0, 1)) / count
-        var = ((zf - mean) ** 2 * w).sum((0, 1)) / count
-        a = torch.where(self.seen, torch.tensor(self.momentum, device=mean.device), torch.zeros((), device=mean.device))
-        self.mean.copy_(a * self.mean + (1 - a) * mean)
-        self.var.copy_(a * self.var + (1 - a) * var)
-        self.seen.fill_(True)
-
-    def sample(self, like: Tensor) -> Tensor:
-        """Noise the shape of ``like`` ``(B, L, D)``."""
-        eps = torch.randn(like.shape, device=like.device, dtype=torch.float32)
-        return (self.mean + self.var.clamp_min(0).sqrt() * eps).to(like.dtype)
-
-
 class TokenFusion(nn.Module):
     """Sequence assembly + backbone + pooling: ``forward(feats, present) -> (B, D)``; see the module docstring.
 
@@ -147,7 +114,7 @@ class TokenFusion(nn.Module):
         self.modalities = sorted(modalities)
         self.out_dim = int(width)
         self.withhold, self.pooling, self.chunk = withhold, pooling, chunk
-        self.stats = nn.ModuleDict({m: EmbeddingStats(width, ema) for m in self.modalities}) \
+        self.stats = nn.ModuleDict({m: RunningStats(width, ema) for m in self.modalities}) \
             if withhold == "noise" else None
         self.mask_embedding = nn.ParameterDict({m: nn.Parameter(torch.randn(width) * 0.02) for m in self.modalities}) \
             if withhold == "embedding" else None
@@ -156,14 +123,14 @@ class TokenFusion(nn.Module):
     def _observe(self, feats: Mapping[str, Tensor], valid: Mapping[str, Tensor]) -> None:
         if self.stats is not None and self.training:
             for m in self.modalities:
-                typing.cast(EmbeddingStats, self.stats[m]).update(feats[m], valid[m])
+                typing.cast(RunningStats, self.stats[m]).update(feats[m].flatten(0, 1), valid[m].flatten())
 
     def _withheld(self, m: str, z: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """Modality ``m``'s span and attention ``(B, L, D), (B, L)`` under the ``withhold`` strategy."""
         keep = valid[..., None].to(z.dtype)
         if self.withhold == "noise":
             assert self.stats is not None
-            return typing.cast(EmbeddingStats, self.stats[m]).sample(z) * keep, valid
+            return typing.cast(RunningStats, self.stats[m]).sample(z) * keep, valid
         if self.withhold == "embedding":
             assert self.mask_embedding is not None
             return self.mask_embedding[m].to(z.dtype).expand_as(z) * keep, valid

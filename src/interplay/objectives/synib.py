@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..data import Batch, DataSplits
 from ..errors import ConfigError
-from ..layers import gaussian_kl
+from ..layers import RunningStats, gaussian_kl
 from ..models import Absent, MultimodalModel, Replacement, Shuffled, TokenModel
 from .base import METHODS, Objective, ObjectiveOutput, TrainState, categorical_kl, entropy, mean_of_probabilities
 
@@ -47,38 +47,6 @@ def cyclic_derangement(n: int, device: torch.device | str = "cpu") -> Tensor:
 
 
 # ---------------------------------------------------------------------- fills: what replaces withheld features
-class RunningStats(nn.Module):
-    """Per-feature mean and variance, exponential moving average (``momentum`` of the old value)."""
-
-    mean: Tensor  # (dim,)
-    var: Tensor  # (dim,)
-    seen: Tensor  # () bool: updated at least once
-
-    def __init__(self, dim: int, momentum: float) -> None:
-        super().__init__()
-        self.momentum = momentum
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("var", torch.ones(dim))
-        self.register_buffer("seen", torch.zeros((), dtype=torch.bool))
-
-    @torch.no_grad()
-    def update(self, x: Tensor) -> None:
-        x = x.detach().flatten(1).float()
-        mean = x.mean(0)
-        var = x.var(0, unbiased=False) if x.shape[0] > 1 else torch.zeros_like(mean)
-        if not bool(self.seen):
-            self.mean.copy_(mean)
-            self.var.copy_(var)
-            self.seen.fill_(True)
-        else:
-            self.mean.lerp_(mean, 1 - self.momentum)
-            self.var.lerp_(var, 1 - self.momentum)
-
-    def sample(self, like: Tensor) -> Tensor:
-        flat = torch.randn(like.shape[0], self.mean.numel(), device=like.device)
-        return (self.mean + self.var.clamp_min(0).sqrt() * flat).to(like.dtype).view_as(like)
-
-
 class FillStrategy:
     """What replaces withheld values of modality ``i``: :meth:`values` gives, row by row, a replacement for
     every value of ``x`` ``(B, ...)`` (a mask then picks which ones are used)."""
@@ -134,7 +102,7 @@ class GaussianFill(nn.Module, FillStrategy):
         return typing.cast(RunningStats, self.stats[str(i)])
 
     def observe(self, i: int, x: Tensor) -> None:
-        self.running(i).update(x)
+        self.running(i).update(x.flatten(1))
 
     def values(self, i: int, x: Tensor) -> Tensor:
         return self.running(i).sample(x)
@@ -826,9 +794,8 @@ class SynIBLoss(nn.Module):
             return torch.where(where, embeds[cyclic_derangement(embeds.shape[0], embeds.device)], embeds), attention
         stats = self._stats(m, embeds.shape[-1], embeds.device)
         if self.training:
-            stats.update(embeds[mask])
-        noise = stats.mean + stats.var.clamp_min(0).sqrt() * torch.randn_like(embeds, dtype=torch.float32)
-        return torch.where(where, noise.to(embeds.dtype), embeds), attention
+            stats.update(embeds.flatten(0, 1), mask.flatten())
+        return torch.where(where, stats.sample(embeds), embeds), attention
 
     def forward(self, forward: typing.Callable[[Tensor, Tensor], Tensor], embeds: Tensor,
                 token_masks: Mapping[str, Tensor], labels: Tensor,

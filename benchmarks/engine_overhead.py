@@ -59,7 +59,7 @@ def timed(name, fn):
 
 tm.build_data = timed("data build", tm.build_data)
 tm.build_model = timed("model + method build", tm.build_model)
-tm.build_objective = timed("model + method build", tm.build_objective)
+tm.build_mode_objective = timed("model + method build", tm.build_mode_objective)
 first = {}
 for key, make in list(tm.OPTIMIZERS.items()):
     def once(*a, _make=make, **k):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -29,6 +30,15 @@ def make_config(name: str = "joint", dataset: str = "pid-xor", epochs: int = 3, 
 @pytest.fixture
 def config_factory():
     return make_config
+
+
+@pytest.fixture(autouse=True)
+def _restore_sigint() -> Iterator[None]:
+    """A command interrupted in-process ignores further Ctrl-C on its way out (cli._ignore_further_interrupts);
+    later tests, and the processes they start (Ray's), get the handler back."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 
@@ -30,9 +31,15 @@ DIVERGING = TINY.replace("seeds: 2", "seeds: 1").replace("batch_size: 64}", "bat
 
 @pytest.fixture(scope="module")
 def ray_session():
-    """A local Ray instance with two CPUs for the whole module (the executor reuses a connected process's)."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
-             log_to_driver=False)
+    """A local Ray instance with two CPUs for the whole module (the executor reuses a connected process's),
+    started while SIGINT is ignored, as it is for a background job of a shell script: Ray's processes inherit that,
+    and the executor must still interrupt its cells (Ray's cancel arrives as SIGINT)."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
+                 log_to_driver=False)
+    finally:
+        signal.signal(signal.SIGINT, old)
     yield ray
     ray.shutdown()
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -204,6 +206,16 @@ class LocalExecutor(Executor):
 
 
 # ---------------------------------------------------------------------------------------------- ray
+def run_interruptible(fn: Callable[[Any], tuple[str, Any]], task: Any) -> tuple[str, Any]:
+    """``fn(task)`` in a Ray worker with SIGINT raising KeyboardInterrupt. Ray's cancel interrupts a running task
+    with SIGINT; a Ray instance started from a process that ignores SIGINT (a background job of a shell script,
+    ``nohup``-like wrappers) passes the ignoring on to its workers, whose cells would then run on until the force
+    kill and lose their current epoch."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return fn(task)
+
+
 def import_ray() -> Any:
     """The ``ray`` package (imported now), or the one-line :class:`ConfigError` naming the extra."""
     try:
@@ -280,7 +292,7 @@ class RayExecutor(Executor):
         options = {"max_retries": 0, "retry_exceptions": False}
         if env:  # plugins reach the workers as they reach spawned local workers: through the environment
             options["runtime_env"] = {"env_vars": env}
-        self._remote = ray.remote(**options)(self.fn)
+        self._remote = ray.remote(**options)(run_interruptible)
 
     def free(self) -> int:
         return max(0, self._slots - len(self._running))
@@ -295,7 +307,7 @@ class RayExecutor(Executor):
                                            f"{task['config']['train']['device']}); the Ray cluster has "
                                            f"{self._gpus:g}"))
         else:
-            ref = self._remote.options(**resources).remote(task)
+            ref = self._remote.options(**resources).remote(self.fn, task)
         self._running[ref] = key
 
     def _outcome(self, ref: Any) -> Event:

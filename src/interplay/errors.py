@@ -17,3 +17,9 @@ class ConfigError(InterplayError, ValueError):
 
 class DataError(InterplayError, ValueError):
     """Input data are malformed (missing modality, NaN/inf, labels out of range, bad files)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``"Type: message"`` of an exception squeezed onto one line (the cause quoted inside a one-line error)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

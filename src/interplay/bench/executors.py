@@ -33,12 +33,11 @@ import os
 import signal
 import threading
 import time
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 from .pool import WorkerPool
 
 #: the executors ``--executor`` names
@@ -48,10 +47,6 @@ MISSING_RAY = "--executor ray needs the optional dependency ray (pip install 'in
 
 #: one event of an executor: (task key, kind, value); kinds in the module docstring
 Event = tuple[Any, str, Any]
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join("".join(traceback.format_exception_only(type(exc), exc)).split())
 
 
 class Executor(ABC):
@@ -283,7 +278,7 @@ class RayExecutor(Executor):
                     ray.init(address=self.address, **options)
                 except (ConnectionError, ValueError, RuntimeError) as exc:
                     raise ConfigError(f"--address {self.address}: cannot connect to a Ray cluster "
-                                      f"({_one_line(exc)})") from None
+                                      f"({one_line(exc)})") from None
             self._owned = True
         resources = ray.cluster_resources()
         self._gpus = float(resources.get("GPU", 0.0))
@@ -320,14 +315,14 @@ class RayExecutor(Executor):
         except rex.TaskCancelledError:
             return key, "interrupted", None
         except (rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError) as exc:
-            return key, "died", f"Ray: {_one_line(exc)[:300]}"
+            return key, "died", f"Ray: {one_line(exc)[:300]}"
         except rex.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, KeyboardInterrupt):
                 return key, "interrupted", None
-            return key, "failed", _one_line(cause) if isinstance(cause, BaseException) else _one_line(exc)
+            return key, "failed", one_line(cause) if isinstance(cause, BaseException) else one_line(exc)
         except rex.RayError as exc:
-            return key, "failed", f"Ray: {_one_line(exc)[:300]}"
+            return key, "failed", f"Ray: {one_line(exc)[:300]}"
         return key, kind, value
 
     def poll(self, timeout: float) -> list[Event]:

@@ -43,9 +43,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, one_line
 from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset
-from .features import one_line, standardize_splits
+from .features import standardize_splits
 
 #: split keys of a MultiBench affect pickle, in order (ours: train, val, test).
 AFFECT_SPLITS = ("train", "valid", "test")

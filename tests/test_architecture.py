@@ -19,8 +19,8 @@ FLOORS: list[tuple[str, ...]] = [
     ("models",),
     ("objectives",),
     ("engine", "lightning"),  # lightning: InterplayModule, above the engine it mirrors (optional extra)
-    ("bench",),
-    ("cli", "cli_pid"),
+    ("bench", "analysis"),  # analysis: `interplay analyze` (datasets and trained runs)
+    ("cli", "cli_pid", "cli_analyze"),
 ]
 
 

@@ -13,7 +13,8 @@ from ._version import __version__
 
 #: attributes imported on first access: name -> module
 _LAZY = {"load_run": "interplay.engine.reload", "evaluate_run": "interplay.engine.reload",
-         "predict": "interplay.engine.reload", "LoadedRun": "interplay.engine.reload"}
+         "predict": "interplay.engine.reload", "LoadedRun": "interplay.engine.reload",
+         "analyze": "interplay.analysis"}
 
 __all__ = ["__version__", *_LAZY]
 

@@ -8,6 +8,8 @@
                        [--rerun-changed] [--print-commands] | --list
     interplay report   DIR
     interplay pid      --pmf FILE.npy | --data NAME [--mix ...] --estimator NAME [--set estimator.KEY=VALUE] [--out DIR]
+    interplay analyze  --data NAME [--mix ...] [--set data.KEY=VALUE ...] [--units bits|nats] --out A
+    interplay analyze  RUN_DIR --out A
     interplay methods
     interplay data     list | verify --data NAME --data-root PATH
 
@@ -37,6 +39,8 @@ EXAMPLES: dict[str, tuple[str, str]] = {
                 "interplay predict runs/synib --inputs new_samples.pt --out preds.csv --device cuda"),
     "pid": ("interplay pid --pmf table.npy",
             "interplay pid --data pid-xor --mix redundant=0.5,synergistic=0.5 --estimator cluster --out runs/pid"),
+    "analyze": ("interplay analyze --data pid-xor --set data.mix=redundant=0.5,synergistic=0.5 --out analysis/rs",
+                "interplay analyze runs/synib --units nats --out analysis/synib"),
     "methods": ("interplay methods", "interplay --plugin my_method.py methods"),
     "data": ("interplay data list", "interplay data verify --data mosi --data-root ~/data/mosi"),
     "bench": ("interplay bench demo --out runs/demo --jobs 2",
@@ -114,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_pid
 
     cli_pid.add_parser(sub)
+    from . import cli_analyze
+
+    cli_analyze.add_parser(sub)
     sub.add_parser("methods", help="list the registered methods")
     data = sub.add_parser("data", help="datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
@@ -363,6 +370,12 @@ def cmd_pid(args: argparse.Namespace) -> int:
     return cli_pid.run(args)
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from . import cli_analyze
+
+    return cli_analyze.run(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .bench.report import make_report
 
@@ -466,7 +479,8 @@ def _load_plugins(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": cmd_train, "methods": cmd_methods, "data": cmd_data, "bench": cmd_bench,
-            "report": cmd_report, "pid": cmd_pid, "evaluate": cmd_evaluate, "predict": cmd_predict}
+            "report": cmd_report, "pid": cmd_pid, "analyze": cmd_analyze, "evaluate": cmd_evaluate,
+            "predict": cmd_predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

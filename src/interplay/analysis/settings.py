@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+#: the units ``interplay analyze`` can report (the same as ``interplay pid``)
+UNITS: tuple[str, ...] = ("bits", "nats")
+#: the splits the dataset-level PID can pool
+SPLITS: tuple[str, ...] = ("all", "train", "val", "test")
 
 
 @dataclass
@@ -16,6 +24,10 @@ class AnalysisSettings:
     confidence: level of the bootstrap interval.
     seed: seed for clustering, bootstrap and the per-sample reference classifiers.
     per_sample: per-sample type methods to run on a trained run's test set (``agreement``, ``lsmi``, ...).
+    permutations: label-shuffle draws of the bias correction (0 = no correction: plug-in values).
+    estimator: further fields of :class:`interplay.pid.cluster.ClusterSettings` (e.g. ``{"row_normalize": True,
+        "pca_dim": 2}``; ``--set estimator.KEY=VALUE`` on the command line), validated when the analysis starts.
+    quiet: no progress messages on stderr.
     """
 
     units: str = "bits"
@@ -25,3 +37,23 @@ class AnalysisSettings:
     confidence: float = 0.95
     seed: int = 0
     per_sample: tuple[str, ...] = ("agreement", "lsmi")
+    permutations: int = 100
+    estimator: dict[str, Any] = field(default_factory=dict)
+    quiet: bool = False
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` (one line naming the field) for a value outside its range."""
+        if self.units not in UNITS:
+            raise ConfigError(f"units: expected bits or nats, got {self.units!r}")
+        if self.split not in SPLITS:
+            raise ConfigError(f"split: expected one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.clusters is not None and (isinstance(self.clusters, bool) or self.clusters < 2):
+            raise ConfigError(f"clusters: expected an integer >= 2, got {self.clusters}")
+        for name in ("bootstrap", "permutations"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name}: expected an integer >= 0, got {value!r}")
+        if not 0.0 < float(self.confidence) < 1.0:
+            raise ConfigError(f"confidence: expected a level in (0, 1), got {self.confidence}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed: expected a non-negative integer, got {self.seed!r}")

@@ -448,7 +448,9 @@ class Trainer:
                     for group in optimizer.param_groups:
                         group["lr"] = t.lr * stage.lr_scale * factor
                 row = self._train_epoch(optimizer, state)
-                val = split_metrics(self._evaluate("val"), data.info, self.objective)
+                val_out = self._evaluate("val")
+                val = split_metrics(val_out, data.info, self.objective)
+                val.update(self.objective.test_metrics(val_out))  # method metrics (e.g. DMIL's gate) per epoch too
                 row["val"] = val
                 score = self._score(val)
                 improved = best is None or score > best
@@ -781,7 +783,9 @@ class Trainer:
     def _finish(self, train_time: float) -> dict[str, Any]:
         best = self._load_best()
         info = self.data.info
-        val = split_metrics(self._evaluate("val"), info, self.objective, detailed=True)
+        val_out = self._evaluate("val")
+        val = split_metrics(val_out, info, self.objective, detailed=True)
+        val.update(self.objective.test_metrics(val_out))
         test_out = self._evaluate("test")
         test_out.reference_pred = self._reference_predictions(test_out) if self.is_main else None
         test = split_metrics(test_out, info, self.objective, detailed=True)

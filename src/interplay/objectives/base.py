@@ -232,7 +232,8 @@ class Objective(nn.Module):
     trains_unimodal_heads: bool = False
 
     def test_metrics(self, out: EvalOutput) -> dict[str, Any]:
-        """Method-specific test metrics from the test predictions (merged into ``metrics["test"]``)."""
+        """Method-specific metrics from a split's predictions (merged into ``metrics["test"]``, and for the
+        validation split into ``metrics["val"]`` and every epoch's log.jsonl ``val`` row)."""
         return {}
 
     def run_metrics(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ See ``docs/methods/dmil.md``.
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Iterable
 from typing import Any, Literal, NamedTuple
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 from ..data import Batch, DataSplits
 from ..errors import ConfigError
 from ..layers import gaussian_kl, gaussian_sample, mlp
+from ..metrics import auroc
 from ..models import MultimodalModel
 from .base import (
     METHODS,
@@ -46,6 +48,8 @@ INIT_LOGVAR = -4.0
 VARIANTS = ("auto", "full", "fc", "id_only", "cd_only")
 #: variants with the R, U1, U2, S components (they need exactly two modalities)
 DECOMPOSED = ("full", "fc", "cd_only")
+#: accepted values of ``routing`` (``none``: the paper's gate, trained only through the mixed prediction)
+ROUTINGS = ("none", "sufficiency")
 
 
 class Latent(NamedTuple):
@@ -201,12 +205,14 @@ class DMIL(Objective):
                  stage2_epochs: int | None = None, stage1_lr_scale: float = 1.0, stage2_lr_scale: float = 1.0,
                  stage3_lr_scale: float = 1.0, w_kl_id: float = 1e-3, w_rec_id: float = 0.1, w_comp: float = 0.5,
                  w_kl_cd: float = 1e-3, alpha: float = 1e-3, w_rec_cd: float = 0.1, beta: float = 0.5,
-                 gamma: float = 1.0) -> None:
+                 gamma: float = 1.0, routing: Literal["none", "sufficiency"] = "none", w_route: float = 1.0) -> None:
         super().__init__()
         if dim < 1:
             raise ConfigError(f"method.dim: expected a positive integer, got {dim}")
         if variant not in VARIANTS:
             raise ConfigError(f"method.variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
+        if routing not in ROUTINGS:
+            raise ConfigError(f"method.routing: expected one of {', '.join(ROUTINGS)}, got {routing!r}")
         for name, frac in (("stage1_frac", stage1_frac), ("stage2_frac", stage2_frac)):
             if not 0 <= frac <= 1:
                 raise ConfigError(f"method.{name}: expected a fraction in [0, 1], got {frac}")
@@ -217,7 +223,8 @@ class DMIL(Objective):
             if n is not None and n < 0:
                 raise ConfigError(f"method.{name}: expected a non-negative integer, got {n}")
         weights = {"w_kl_id": w_kl_id, "w_rec_id": w_rec_id, "w_comp": w_comp, "w_kl_cd": w_kl_cd, "alpha": alpha,
-                   "w_rec_cd": w_rec_cd, "beta": beta, "gamma": gamma, "stage1_lr_scale": stage1_lr_scale,
+                   "w_rec_cd": w_rec_cd, "beta": beta, "gamma": gamma, "w_route": w_route,
+                   "stage1_lr_scale": stage1_lr_scale,
                    "stage2_lr_scale": stage2_lr_scale, "stage3_lr_scale": stage3_lr_scale}
         negative = [k for k, v in weights.items() if not v >= 0]
         if negative:
@@ -233,6 +240,7 @@ class DMIL(Objective):
         self.w_comp, self.w_kl_cd, self.alpha, self.w_rec_cd = w_comp, w_kl_cd, alpha, w_rec_cd
         self.beta, self.gamma = beta, gamma
         self.synergy, self.synergy_focus = synergy, synergy_focus
+        self.routing, self.w_route = routing, w_route
         self.modalities: list[str] = []
         self.components: list[str] = []
         self.full = True  # R, U1, U2, S components (variants full, fc, cd_only)
@@ -251,6 +259,12 @@ class DMIL(Objective):
                               f"use variant=id_only (the paper's intra-modality-only setting) or auto")
         self.kind = self.variant if self.variant != "auto" else ("full" if k == 2 else "id_only")
         self.full = self.kind in DECOMPOSED
+        if self.routing != "none" and not self.full:
+            raise ConfigError(f"method.routing: {self.routing!r} routes between the R, U1, U2, S components, which "
+                              f"the {self.kind} variant does not have; use routing=none")
+        if self.routing != "none" and data.info.task != "classification":
+            raise ConfigError(f"method.routing: {self.routing!r} needs a classification task (it reads each unique "
+                              f"component's probability of the label), the data's task is {data.info.task}")
         d, c = self.dim, data.info.num_classes
         dims = model.feature_dims()
         bottleneck = DeterministicLatent if self.kind == "fc" else VariationalBottleneck
@@ -411,6 +425,27 @@ class DMIL(Objective):
         parts.update(kl_cd=kl, align=align, rec_cd=rec)
         return self.w_comp * comp + self.w_kl_cd * kl + self.alpha * align + self.w_rec_cd * rec
 
+    def _loss_route(self, fused: Fused, target: Tensor, parts: dict[str, Tensor]) -> Tensor:
+        """``routing="sufficiency"``: cross-entropy of the gate ``g (B, 4)`` against the cheapest sufficient
+        component, ``w_route * mean_b [-sum_c t_bc log g_bc]``.
+
+        Each unique component is a probe of whether its modality alone suffices for the sample: ``s_m =
+        clip((p_Um(y) - 1/C) / (1 - 1/C), 0, 1)`` (its probability of the label above chance, detached). The target
+        ``t = (s_1 s_2, s_1 (1 - s_2), (1 - s_1) s_2, (1 - s_1)(1 - s_2))`` over ``(R, U1, U2, S)`` puts the weight
+        on ``R`` when either modality suffices, on ``U_m`` when only modality ``m`` does, and on ``S`` when neither
+        does (the unimodal-agreement rule of interaction types, soft). The components are still trained on every
+        sample; only the gate learns where to route.
+        """
+        with torch.no_grad():
+            num_classes = fused.logits.shape[-1]
+            probs = fused.logits[:, 1:3].softmax(-1)  # (B, 2, C): U1, U2
+            p_y = probs.gather(2, target[:, None, None].expand(-1, 2, 1)).squeeze(-1)  # (B, 2)
+            s = ((p_y - 1 / num_classes) / (1 - 1 / num_classes)).clamp(0, 1)
+            s1, s2 = s[:, 0], s[:, 1]
+            t = torch.stack([s1 * s2, s1 * (1 - s2), (1 - s1) * s2, (1 - s1) * (1 - s2)], 1)
+        parts["route"] = route = -(t * fused.gate.clamp_min(1e-12).log()).sum(1).mean()
+        return self.w_route * route
+
     @staticmethod
     @torch.no_grad()
     def _focus_weights(comp_logits: Tensor, target: Tensor) -> Tensor:
@@ -434,6 +469,8 @@ class DMIL(Objective):
             fused = self._fuse(intra, self.training)
             parts["ce_fused"] = loss = self.task_loss(fused.prediction, target)
             loss = loss + self._loss_cd(intra, fused, target, parts)
+            if self.routing != "none":
+                loss = loss + self._loss_route(fused, target, parts)
             logits = fused.prediction
             for i, c in enumerate(self.components):
                 self.log_epoch(f"gate_{c}", fused.gate[:, i].detach().mean(), len(batch))
@@ -454,6 +491,8 @@ class DMIL(Objective):
             else:
                 loss = loss + self.beta * self._loss_id(intra, target, parts) \
                     + self.gamma * self._loss_cd(intra, fused, target, parts)
+            if self.routing != "none":
+                loss = loss + self._loss_route(fused, target, parts)
             logits = fused.prediction
             for i, c in enumerate(self.components):
                 self.log_epoch(f"gate_{c}", fused.gate[:, i].detach().mean(), len(batch))
@@ -528,8 +567,22 @@ class DMIL(Objective):
             metrics["gate_agreement_chance"] = 1.0 / len(self.components)
             metrics["gate_agreement_constant"] = max(float((source[eligible] == e).float().mean()) for e in expected)
             metrics["gate_agreement_samples"] = int(eligible.sum())
+            # recall of each present source (share of its samples dominated by its component), averaged
+            recalls = [dominant_by_source[comp_source[c]][c] for c in self.components
+                       if comp_source[c] in dominant_by_source]
+            metrics["gate_agreement_macro"] = sum(recalls) / len(recalls)
+        # each component's gate weight as a score for "this sample is of the component's source" (all samples)
+        gate_auroc: dict[str, float | None] = {}
+        for i, c in enumerate(self.components):
+            if comp_source[c] in code_of:
+                value = auroc(gate[:, i], source == code_of[comp_source[c]])
+                gate_auroc[c] = None if math.isnan(value) else value
+        metrics["gate_auroc"] = gate_auroc
+        if "S" in gate_auroc:
+            metrics["gate_s_auroc"] = gate_auroc["S"]
         return metrics
 
     def run_metrics(self) -> dict[str, Any]:
         return {"dmil": {"variant": self.variant_label, "components": list(self.components),
-                         "stages": dict(self._plan), "combine": self.combine, "kl_reduction": self.kl_reduction}}
+                         "stages": dict(self._plan), "combine": self.combine, "kl_reduction": self.kl_reduction,
+                         "routing": self.routing}}

@@ -1,6 +1,6 @@
 """Entropy and mutual-information estimators for continuous multi-view data.
 
-Two backends, both in nats (``EstimatorSettings(units="bits")`` converts), both run on standardised features
+Three backends, all in nats (``EstimatorSettings(units="bits")`` converts), all run on standardised features
 (see :func:`information_report`):
 
 * ``gaussian``: fit one covariance to the concatenated views (Ledoit-Wolf shrinkage by default) and
@@ -13,6 +13,11 @@ Two backends, both in nats (``EstimatorSettings(units="bits")`` converts), both 
   ``I(v_1; ...; v_M) = sum_i H(v_i) - H(v_1, ..., v_M)``; the joint entropy is then
   ``sum_i H_i - I``. Nonparametric, but biased in high dimension and meaningless on data with
   repeated values (zero neighbour distances).
+* ``mine``: the mutual information neural estimator (Belghazi et al. 2018, Donsker-Varadhan bound, moving-average
+  gradient correction; :func:`mine_mutual_information`), with entropies taken as ``H(v) = I(v; v)`` as the OMIB
+  paper does. On a batch of ``N`` samples the estimate can never exceed ``log N``
+  (:func:`mine_dv_bound`), and ``I(v; v)`` of a continuous variable is infinite, so every MINE "entropy" of
+  continuous data sits just below ``log(batch size)``: a property of the estimator, not of the data.
 
 Differential entropies are not invariant to units and can be negative: they depend on the feature
 scaling and on the estimator. :func:`information_report` therefore standardises every feature
@@ -35,10 +40,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from .errors import DataError
 
-Backend = Literal["gaussian", "knn"]
+Backend = Literal["gaussian", "knn", "mine"]
 LOG_2PIE = math.log(2 * math.pi * math.e)
 
 
@@ -179,6 +185,12 @@ class EstimatorSettings:
     standardize: bool = True  # z-score every feature before estimating (constant features dropped)
     jitter: float = 1e-10  # knn: relative noise that breaks exact ties (sklearn's convention)
     units: Literal["nats", "bits"] = "nats"  # unit of every entropy and information in the report
+    mine_batch_size: int = 256  # mine: samples per batch N (the estimate is at most log N)
+    mine_steps: int = 500  # mine: Adam steps of the statistics network
+    mine_hidden: int = 128  # mine: hidden width of the statistics network
+    mine_lr: float = 1e-3  # mine: Adam learning rate
+    mine_ema: float = 0.01  # mine: rate of the moving average in the gradient correction
+    mine_eval_batches: int = 16  # mine: batches averaged for the final estimate
 
 
 @dataclass
@@ -213,6 +225,123 @@ class InformationReport:
                 "settings": self.settings, **self.extra}
 
 
+# ---------------------------------------------------------------------------------------- MINE
+class MineCritic(nn.Module):
+    """MINE's statistics network, separable: ``T(x, y) = f(x) . g(y)`` with ``f``, ``g`` one-hidden-layer MLPs
+    (``d -> hidden -> embed``, ReLU).
+
+    :meth:`pairs` evaluates it on every pair ``(x_i, y_j)`` of two batches at once, ``(N, dx), (M, dy) -> (N, M)``,
+    as one matrix product: ``O((N + M) d hidden + N M embed)``. (A concatenated critic ``T([x, y])`` needs the
+    hidden layer on all ``N M`` pairs: 50-100x slower on a CPU at ``N = 256`` for the same estimates on the
+    correlated-Gaussian checks.) Separable critics are exact for Gaussian pairs, whose log density ratio
+    ``x' A y + a(x) + b(y)`` is an inner product of ``[x, a(x), 1]`` and ``[A y, 1, b(y)]``."""
+
+    def __init__(self, dx: int, dy: int, hidden: int, embed: int = 32) -> None:
+        super().__init__()
+        self.f = nn.Sequential(nn.Linear(dx, hidden), nn.ReLU(), nn.Linear(hidden, embed))
+        self.g = nn.Sequential(nn.Linear(dy, hidden), nn.ReLU(), nn.Linear(hidden, embed))
+
+    def pairs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.f(x) @ self.g(y).T
+
+
+def mine_dv_bound(t: torch.Tensor) -> torch.Tensor:
+    """Donsker-Varadhan lower bound of one batch from the critic's pair matrix ``t`` ``(N, N)``,
+    ``t[i, j] = T(x_i, y_j)``: the joint term averages the diagonal (the ``N`` paired samples), the product of
+    the marginals is represented by all ``N^2`` pairs (the diagonal included)::
+
+        DV = 1/N sum_i T_ii - log( 1/N^2 sum_ij exp T_ij )
+
+    **Saturation.** ``DV <= log N`` for every critic: by Jensen ``1/N sum_i T_ii <= log(1/N sum_i exp T_ii)``, and
+    the ``N^2`` sum contains the diagonal, so ``DV <= log(1/N sum_i e^T_ii) - log(1/N^2 sum_i e^T_ii) = log N``.
+    Equality needs ``T_ij -> -inf`` off the diagonal with a constant diagonal, which a critic can approach
+    whenever the paired samples are distinguishable from the shuffled ones, e.g. for ``I(X; X)`` of a continuous
+    ``X`` (true value infinite). Returns a 0-d tensor (nats)."""
+    n = t.shape[0]
+    return t.diagonal().mean() - (torch.logsumexp(t.reshape(-1), 0) - 2 * math.log(n))
+
+
+@dataclass
+class MineEstimate:
+    """Result of :func:`mine_mutual_information`: ``value`` (nats, mean DV over ``eval_batches`` batches),
+    ``std`` over those batches, ``batch_size`` ``N`` and the ceiling ``log_batch_size = log N``, the training
+    DV of the last 10% of the steps (``train_tail``)."""
+
+    value: float
+    std: float
+    batch_size: int
+    log_batch_size: float
+    train_tail: float
+
+
+def mine_mutual_information(x: Any, y: Any, *, batch_size: int = 256, steps: int = 500, hidden: int = 128,
+                            lr: float = 1e-3, ema: float = 0.01, eval_batches: int = 16,
+                            seed: int = 0) -> MineEstimate:
+    """MINE (Belghazi et al., ICML 2018) estimate of ``I(X; Y)`` in nats from paired samples ``x`` ``(n, dx)``,
+    ``y`` ``(n, dy)``; ``mine_mutual_information(x, x)`` is the OMIB paper's ``H(X) = I(X; X)``.
+
+    A critic :class:`MineCritic` is trained by Adam on random batches of ``N = min(batch_size, n)`` samples to
+    maximise the Donsker-Varadhan bound :func:`mine_dv_bound`. The gradient of ``log E_marg[e^T]`` is
+    ``E_marg[e^T grad T] / E_marg[e^T]``; with a batch estimate of the denominator it is biased, so (Belghazi et al.
+    section 3.2) the denominator is a moving average ``m <- (1 - ema) m + ema * (1/N^2 sum_ij e^T_ij)`` (kept in log
+    space) and the loss minimised is ``-(1/N sum_i T_ii - (1/N^2 sum_ij e^T_ij) / m)`` with ``m`` held constant, whose
+    gradient is the corrected one. The estimate is the mean DV bound over ``eval_batches`` fresh random batches of
+    the same samples (in-sample, as the paper's once-before-training estimate), so it is at most ``log N``.
+
+    Deterministic for a given ``seed`` (a private generator for batches, the global RNG forked for the
+    initialisation). CPU, ``O(steps N^2 hidden)``: about 1-3 s for the defaults.
+    """
+    a, b = as_2d(x, "x", check_finite=True), as_2d(y, "y", check_finite=True)
+    n = a.shape[0]
+    if b.shape[0] != n:
+        raise DataError(f"y: expected {n} samples like x, got {b.shape[0]}")
+    if n < 2:
+        raise DataError(f"x: MINE needs at least 2 samples, got {n}")
+    for name, value in (("batch_size", batch_size), ("steps", steps), ("hidden", hidden),
+                        ("eval_batches", eval_batches)):
+        if value < 1 or (name == "batch_size" and value < 2):
+            raise ValueError(f"{name}: expected a positive integer{' >= 2' if name == 'batch_size' else ''}, "
+                             f"got {value}")
+    if not (lr > 0 and 0 < ema <= 1):
+        raise ValueError(f"lr, ema: expected lr > 0 and 0 < ema <= 1, got {lr}, {ema}")
+    nb = min(batch_size, n)
+    xt, yt = torch.from_numpy(a).float(), torch.from_numpy(b).float()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        critic = MineCritic(a.shape[1], b.shape[1], hidden)
+    opt = torch.optim.Adam(critic.parameters(), lr=lr)
+    log_m: torch.Tensor | None = None
+    tail: list[float] = []
+    log_ema, log_keep = math.log(ema), math.log1p(-ema) if ema < 1 else -math.inf
+    for step in range(steps):
+        idx = torch.randperm(n, generator=gen)[:nb]
+        t = critic.pairs(xt[idx], yt[idx])
+        log_mean_exp = torch.logsumexp(t.reshape(-1), 0) - 2 * math.log(nb)
+        lm = log_mean_exp.detach()
+        log_m = lm if log_m is None else torch.logaddexp(log_keep + log_m, log_ema + lm)
+        loss = -(t.diagonal().mean() - torch.exp(log_mean_exp - log_m))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step >= steps - max(1, steps // 10):
+            tail.append(float(t.diagonal().mean().detach() - lm))
+    values = []
+    with torch.no_grad():
+        for _ in range(eval_batches):
+            idx = torch.randperm(n, generator=gen)[:nb]
+            values.append(float(mine_dv_bound(critic.pairs(xt[idx], yt[idx]))))
+    arr = np.asarray(values)
+    return MineEstimate(value=float(arr.mean()), std=float(arr.std()), batch_size=nb, log_batch_size=math.log(nb),
+                        train_tail=float(np.mean(tail)))
+
+
+def _mine(x: np.ndarray, y: np.ndarray, s: EstimatorSettings, offset: int) -> MineEstimate:
+    return mine_mutual_information(x, y, batch_size=s.mine_batch_size, steps=s.mine_steps, hidden=s.mine_hidden,
+                                   lr=s.mine_lr, ema=s.mine_ema, eval_batches=s.mine_eval_batches,
+                                   seed=s.seed + offset)
+
+
 def standardize_views(views: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Z-score every feature; drop (near-)constant features. Returns the views and the dropped counts."""
     out, dropped = {}, {}
@@ -228,8 +357,8 @@ def information_report(views: Mapping[str, Any], settings: EstimatorSettings | N
     """Estimate ``H(v_i)`` per view, ``H(v_1, ..., v_M)`` and the total correlation ``I`` of ``views``
     (name -> ``(N, ...)`` array, same ``N``), with the backend and settings of ``settings``."""
     s = settings or EstimatorSettings()
-    if s.backend not in ("gaussian", "knn"):
-        raise ValueError(f"backend: expected 'gaussian' or 'knn', got {s.backend!r}")
+    if s.backend not in ("gaussian", "knn", "mine"):
+        raise ValueError(f"backend: expected 'gaussian', 'knn' or 'mine', got {s.backend!r}")
     if s.units not in ("nats", "bits"):
         raise ValueError(f"units: expected 'nats' or 'bits', got {s.units!r}")
     names = list(views)
@@ -256,6 +385,22 @@ def information_report(views: Mapping[str, Any], settings: EstimatorSettings | N
             start = stop
         h_joint = gaussian_entropy_from_cov(cov)
         mi = sum(h.values()) - h_joint
+    elif s.backend == "mine":
+        # H(v) = I(v; v) per view; two views: I(v_1; v_2) and H_joint = H_1 + H_2 - I (the paper's route); more
+        # views: H_joint = I(V; V) of the concatenation V and I = sum_i H_i - H_joint
+        runs = {m: _mine(arrays[m], arrays[m], s, i) for i, m in enumerate(names)}
+        h = {m: r.value for m, r in runs.items()}
+        if len(names) == 2:
+            pair = _mine(arrays[names[0]], arrays[names[1]], s, len(names))
+            mi, h_joint = pair.value, sum(h.values()) - pair.value
+            extra["mine_I"] = asdict(pair)
+        else:
+            joint_arr = np.concatenate([arrays[m] for m in names], 1)
+            pair = _mine(joint_arr, joint_arr, s, len(names))
+            h_joint, mi = pair.value, sum(h.values()) - pair.value
+            extra["mine_H_joint"] = asdict(pair)
+        extra["mine_H"] = {m: asdict(r) for m, r in runs.items()}
+        extra["mine_log_batch_size"] = math.log(min(s.mine_batch_size, used))
     else:
         jittered = {}
         for m, a in arrays.items():
@@ -276,6 +421,7 @@ def gaussian_entropy_closed_form(cov: Any) -> float:
     return gaussian_entropy_from_cov(np.asarray(cov, dtype=np.float64))
 
 
-__all__ = ["Backend", "EstimatorSettings", "InformationReport", "as_2d", "gaussian_covariance", "gaussian_entropy",
-           "gaussian_entropy_closed_form", "information_report", "knn_entropy", "ksg_total_correlation",
-           "ledoit_wolf_covariance", "standardize_views"]
+__all__ = ["Backend", "EstimatorSettings", "InformationReport", "MineCritic", "MineEstimate", "as_2d",
+           "gaussian_covariance", "gaussian_entropy", "gaussian_entropy_closed_form", "information_report",
+           "knn_entropy", "ksg_total_correlation", "ledoit_wolf_covariance", "mine_dv_bound",
+           "mine_mutual_information", "standardize_views"]

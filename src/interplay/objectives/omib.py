@@ -138,9 +138,13 @@ class OMIB(Objective):
         init_logvar: initial bias of every ``logvar_m`` (``-4``: ``sigma ~ 0.14``, so training starts close to
             deterministic and the KL term opens the bottleneck; ``0`` starts at the prior's width).
         reference_modality: modality whose KL has weight 1 (default: the first in sorted order).
-        estimator: entropy / MI backend for the bound: ``gaussian`` (log-det, Ledoit-Wolf) or ``knn``
-            (Kozachenko-Leonenko + KSG); a ``knn`` result with non-positive entropies falls back to ``gaussian``.
+        estimator: entropy / MI backend for the bound: ``gaussian`` (log-det, Ledoit-Wolf), ``knn``
+            (Kozachenko-Leonenko + KSG) or ``mine`` (the paper's: Donsker-Varadhan MINE with ``H(v) = I(v; v)``,
+            which saturates just below ``log(estimator_mine_batch_size)``); a ``knn`` / ``mine`` result with
+            non-positive entropies falls back to ``gaussian``.
         estimator_k, estimator_max_samples, estimator_shrinkage: backend settings (see ``interplay.estimators``).
+        estimator_mine_batch_size, estimator_mine_steps: MINE's batch size ``N`` (every entropy is ``<= log N``)
+            and training steps.
         fallback_beta: beta used when ``beta=None`` and no backend gives positive entropies.
         regression_likelihood: ``laplace`` (task loss ``|y - mu| / s``, MOSI's L1) or ``gaussian``
             (``(y - mu)^2 / (2 s^2)``), ``s = regression_scale``.
@@ -161,8 +165,9 @@ class OMIB(Objective):
                  warmup_fraction: float = 0.1, warmup_epochs: int | None = None, warmup_reload_best: bool = True,
                  dynamic_r: bool = True, r_momentum: float = 0.9, r_eps: float = 1e-8,
                  init_logvar: float = -4.0, reference_modality: str | None = None,
-                 estimator: Literal["gaussian", "knn"] = "gaussian",
+                 estimator: Literal["gaussian", "knn", "mine"] = "gaussian",
                  estimator_k: int = 3, estimator_max_samples: int = 4000, estimator_shrinkage: float | None = None,
+                 estimator_mine_batch_size: int = 256, estimator_mine_steps: int = 500,
                  fallback_beta: float = 1e-3, regression_likelihood: Literal["laplace", "gaussian"] = "laplace",
                  regression_scale: float = 1.0) -> None:
         super().__init__()
@@ -174,8 +179,11 @@ class OMIB(Objective):
                   "r_eps": r_eps > 0, "estimator_k": estimator_k >= 1,
                   "estimator_max_samples": estimator_max_samples > 1,
                   "estimator_shrinkage": estimator_shrinkage is None or 0 <= estimator_shrinkage <= 1,
+                  "estimator_mine_batch_size": estimator_mine_batch_size >= 2,
+                  "estimator_mine_steps": estimator_mine_steps >= 1,
                   "fallback_beta": fallback_beta >= 0, "regression_scale": regression_scale > 0}
-        expected = {"heads": f"a positive divisor of fusion_dim={fusion_dim}", "warmup_fraction": "a number in [0, 1)",
+        expected = {"heads": f"a positive divisor of fusion_dim={fusion_dim}",
+                    "estimator_mine_batch_size": "an integer >= 2", "warmup_fraction": "a number in [0, 1)",
                     "r_momentum": "a number in [0, 1)", "estimator_shrinkage": "null or a number in [0, 1]",
                     "beta": "null or a non-negative number"}
         for name, ok in checks.items():
@@ -192,7 +200,9 @@ class OMIB(Objective):
         self.reference_modality = reference_modality
         self.init_logvar = init_logvar
         self.estimator_settings = EstimatorSettings(backend=estimator, k=estimator_k,
-                                                    max_samples=estimator_max_samples, shrinkage=estimator_shrinkage)
+                                                    max_samples=estimator_max_samples, shrinkage=estimator_shrinkage,
+                                                    mine_batch_size=estimator_mine_batch_size,
+                                                    mine_steps=estimator_mine_steps)
         self.fallback_beta = fallback_beta
         self.regression_likelihood, self.regression_scale = regression_likelihood, regression_scale
         self.beta = float(beta) if beta is not None else float("nan")
@@ -374,6 +384,14 @@ class OMIB(Objective):
         kl = {m: gaussian_kl(mu[m], logvar[m]).sum(-1).mean() for m in self.order}
         weighted = kl[self.order[0]] + sum(self.r[j - 1] * kl[m] for j, m in enumerate(self.order) if j > 0)
         return self.can(zeta), {"kl_weighted": self.beta * weighted}
+
+    @torch.no_grad()
+    def fused_representation(self, model: MultimodalModel, inputs: dict[str, Tensor]) -> Tensor:
+        """The deterministic fused representation ``xi = CAN(mu_1, ..., mu_M)`` ``(B, fusion_dim)`` of ``inputs``
+        (``{modality: (B, ...)}``), the input of the fused head at evaluation (for probes such as
+        ``benchmarks/omib_sweep.py``'s factor probe)."""
+        _, _, zeta = self._zeta(model.encode(inputs), sample=False)
+        return self.can(zeta)
 
     @torch.no_grad()
     def predict(self, model: MultimodalModel, batch: Batch) -> Prediction:

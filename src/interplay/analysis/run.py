@@ -16,9 +16,11 @@ measures on the **test split**:
 Unimodal predictions for ``agreement`` and ``confidence`` come from, in this order: the run's unimodal reference
 runs (``train.unimodal_reference`` / ``train.unimodal_from``), the method's own unimodal heads (methods that train
 them), or reference classifiers fitted now on the training split (:func:`interplay.pid.lsmi.fit_classifier`,
-early stopping and temperature scaling on the validation split, seeded by ``settings.seed``). The section records
-which (``unimodal_source``). Predictions always go through :func:`interplay.engine.evaluation.evaluate` (the
-method's own ``predict``), never a re-implemented forward pass.
+early stopping on the validation split, seeded by ``settings.seed``). The section records which
+(``unimodal_source``). Every probability used (the model's and the unimodal ones) is temperature-scaled on the
+validation split (:func:`temperature`): ``confidence`` reads probabilities as evidence, and e.g. SynIB's raw
+probabilities are far too soft (fitted temperature about 0.08 on pid-xor). Predictions always go through
+:func:`interplay.engine.evaluation.evaluate` (the method's own ``predict``), never a re-implemented forward pass.
 
 Settings read besides :class:`~interplay.analysis.settings.AnalysisSettings`' fields (with ``getattr`` defaults,
 so that older settings objects work): ``cluster_pca_dim`` (PCA components before k-means in the ``cluster``
@@ -29,6 +31,7 @@ per-sample method; default ``None``), ``reference_epochs`` (epochs of the fitted
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,32 +127,74 @@ def _reference_dirs(run: LoadedRun) -> dict[str, Path] | None:
     return dirs
 
 
+def temperature(logits: Tensor, target: Tensor, lo: float = -5.0, hi: float = 5.0, steps: int = 80) -> float:
+    r"""The temperature ``T`` minimising the validation NLL of ``softmax(logits / T)`` (``logits`` ``(N, C)``,
+    ``target`` ``(N,)``): golden-section search of ``log T`` in ``[lo, hi]`` (the NLL is convex in ``1 / T``).
+    1.0 for an empty split."""
+    if len(target) == 0:
+        return 1.0
+    z, y = logits.double(), target.long()
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(z / math.exp(log_t), y))
+
+    g = (math.sqrt(5) - 1) / 2
+    a, b = lo, hi
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = nll(c), nll(d)
+    for _ in range(steps):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = nll(d)
+    return math.exp((a + b) / 2)
+
+
+def calibrated(test_logits: Tensor, val_logits: Tensor, val_target: Tensor) -> tuple[Tensor, float]:
+    """``softmax(test_logits / T)`` ``(N, C)`` float64 with ``T`` fitted on the validation logits
+    (:func:`temperature`), and ``T``."""
+    t = temperature(val_logits, val_target)
+    return torch.softmax(test_logits.double() / t, -1), t
+
+
 def unimodal_probabilities(run: LoadedRun, splits: DataSplits, heads: Mapping[str, Tensor] | None,
-                           settings: AnalysisSettings, batch_size: int = 256) -> tuple[dict[str, Tensor], str]:
-    """``{m: (N_test, C)}`` class probabilities of one unimodal model per modality on ``splits.test`` and their
-    source: ``"reference"`` (the run's unimodal reference runs, reloaded), ``"heads"`` (``heads``: the method's
-    unimodal logits on the test split) or ``"fitted"`` (an MLP per modality fitted now on ``splits.train``,
-    :func:`~interplay.pid.lsmi.fit_classifier` with validation early stopping and temperature scaling)."""
+                           val_heads: Mapping[str, Tensor] | None, settings: AnalysisSettings,
+                           batch_size: int = 256) -> tuple[dict[str, Tensor], str, dict[str, float]]:
+    """``{m: (N_test, C)}`` calibrated class probabilities of one unimodal model per modality on ``splits.test``,
+    their source and temperatures. Sources, in order of preference: ``"reference"`` (the run's unimodal
+    reference runs, reloaded and evaluated), ``"heads"`` (``heads`` / ``val_heads``: the method's unimodal logits
+    on the test / validation split) or ``"fitted"`` (an MLP per modality fitted now on ``splits.train``,
+    :func:`~interplay.pid.lsmi.fit_classifier` with validation early stopping). Every source is temperature-scaled
+    on the validation split (:func:`temperature`; ``fit_classifier`` does it itself)."""
     modalities = list(splits.info.modalities)
+    yv = splits.val.target.long()
     dirs = _reference_dirs(run)
+    out: dict[str, Tensor] = {}
+    temps: dict[str, float] = {}
     if dirs is not None:
-        out = {}
         for m, d in dirs.items():
             ref = load_run(d, run.device)
             logits = evaluate(ref.objective, ref.model, splits.test, batch_size, run.device).logits
-            out[m] = torch.softmax(logits.double(), -1)
-        return out, "reference"
-    if heads and all(m in heads for m in modalities):
-        return {m: torch.softmax(heads[m].double(), -1) for m in modalities}, "heads"
+            val = evaluate(ref.objective, ref.model, splits.val, batch_size, run.device).logits
+            out[m], temps[m] = calibrated(logits, val, yv)
+        return out, "reference", temps
+    if heads and val_heads and all(m in heads and m in val_heads for m in modalities):
+        for m in modalities:
+            out[m], temps[m] = calibrated(heads[m], val_heads[m], yv)
+        return out, "heads", temps
     c = splits.info.num_classes
-    out = {}
     epochs = int(getattr(settings, "reference_epochs", 100))
     for j, m in enumerate(modalities):
-        model = fit_classifier(splits.train.inputs[m], splits.train.target.long(), splits.val.inputs[m],
-                               splits.val.target.long(), c, epochs=epochs, seed=settings.seed + 1000 + 10 * j)
+        model = fit_classifier(splits.train.inputs[m], splits.train.target.long(), splits.val.inputs[m], yv, c,
+                               epochs=epochs, seed=settings.seed + 1000 + 10 * j)
         with torch.no_grad():
             out[m] = model(splits.test.inputs[m].reshape(len(splits.test), -1).float()).double().exp()
-    return out, "fitted"
+        temps[m] = float(model.log_t.exp())
+    return out, "fitted", temps
 
 
 # ---------------------------------------------------------------------------------------------- analysis
@@ -193,10 +238,11 @@ def analyze_run(run: LoadedRun, splits: DataSplits, settings: AnalysisSettings) 
     c = info.num_classes
     batch_size = max(int(run.config.train.batch_size), 256)
     out = evaluate(run.objective, run.model, test, batch_size, run.device)
+    val_out = evaluate(run.objective, run.model, splits.val, batch_size, run.device)
     y = test.target.long()
     pred = out.pred.long()
     correct = pred == y
-    probs = torch.softmax(out.logits.double(), -1)
+    probs, model_t = calibrated(out.logits, val_out.logits, splits.val.target)
     p_true = probs.gather(1, y[:, None])[:, 0]
     prior = _class_prior(splits.train.target, c)[y]
 
@@ -212,15 +258,18 @@ def analyze_run(run: LoadedRun, splits: DataSplits, settings: AnalysisSettings) 
     skipped: dict[str, str] = {}
     uni: dict[str, Tensor] | None = None
     source = None
+    uni_t: dict[str, float] = {}
     for method in methods:
         if method in ("agreement", "confidence"):
             if uni is None:
-                uni, source = unimodal_probabilities(run, splits, out.unimodal_logits, settings, batch_size)
+                uni, source, uni_t = unimodal_probabilities(run, splits, out.unimodal_logits, val_out.unimodal_logits,
+                                                           settings, batch_size)
             if method == "agreement":
                 est = agreement_types({m: uni[m].argmax(1) == y for m in modalities}, correct)
             else:
                 est = confidence_types({m: uni[m].gather(1, y[:, None])[:, 0] for m in modalities}, p_true, prior)
             est.info["unimodal_source"] = source
+            est.info["temperature"] = {"model": model_t, **uni_t}
             est.info["unimodal_accuracy"] = {m: accuracy(uni[m].argmax(1), y) for m in modalities}
         elif len(modalities) != 2:
             skipped[method] = (f"{method} decomposes a pair of modalities; this dataset has {len(modalities)} "

@@ -19,7 +19,6 @@ docs/analysis.md.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -160,7 +159,7 @@ def analyze(target: str | Path | None = None, *, data: str | None = None, overri
         splits = _build(run.config)
         result["data"] = _data_section(run.config, splits)
         result["dataset"] = analyze_dataset(splits, settings, progress=say)
-        analyze_run = importlib.import_module("interplay.analysis.run").analyze_run  # A2's module
+        from .run import analyze_run
 
         say(f"model analysis of {run.config.method.name}: PID of its predictions, per-sample types "
             f"({', '.join(settings.per_sample)})")

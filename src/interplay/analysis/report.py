@@ -7,7 +7,8 @@ Plots (matplotlib, the ``report`` extra; drawn on an Agg canvas without touching
 * ``mi.png``: ``I(X_m; Y)`` per modality and of all modalities together, with intervals and truth.
 * ``per_sample_types.png``: how many test samples each per-sample method assigns to each interaction type.
 * ``accuracy_by_type.png``: the model's test accuracy on the samples of each estimated type, per method.
-* ``confusion_<method>.png``: estimated vs true type (counts) where the data have ground-truth types.
+* ``confusion_<method>.png``: estimated (rows) vs true (columns) type, counts, where the data have
+  ground-truth types (``matrix[i][j]``: estimated ``estimated[i]``, true ``true[j]``).
 
 ``report.html`` inlines every PNG as a ``data:image/png;base64`` URI and has tables of all the numbers; it names
 no external resource (no stylesheet, script or font from a URL), so a browser opens it offline. A small inline
@@ -175,7 +176,8 @@ def figures(analysis: Mapping[str, Any]) -> dict[str, bytes]:
                 continue
             matrix = conf["matrix"]
             est, true = conf["estimated"], conf["true"]
-            fig = _figure(1.2 * len(est) + 2.5, 0.8 * len(true) + 1.8)
+            # matrix[i][j]: samples of estimated type est[i] and true type true[j] (analysis.types' convention)
+            fig = _figure(1.3 * len(true) + 3.0, 0.6 * len(est) + 1.8)
             ax = fig.add_subplot(1, 1, 1)
             im = ax.imshow(matrix, cmap="Blues", aspect="auto")
             vmax = max((max(row) for row in matrix if row), default=0)
@@ -183,12 +185,12 @@ def figures(analysis: Mapping[str, Any]) -> dict[str, bytes]:
                 for j, v in enumerate(row):
                     ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
                             color="white" if vmax and v > vmax / 2 else "black")
-            ax.set_xticks(range(len(est)))
-            ax.set_xticklabels(est, rotation=30, ha="right", fontsize=8)
-            ax.set_yticks(range(len(true)))
-            ax.set_yticklabels(true, fontsize=8)
-            ax.set_xlabel("estimated type")
-            ax.set_ylabel("true type")
+            ax.set_xticks(range(len(true)))
+            ax.set_xticklabels(true, rotation=30, ha="right", fontsize=8)
+            ax.set_yticks(range(len(est)))
+            ax.set_yticklabels(est, fontsize=8)
+            ax.set_xlabel("true type")
+            ax.set_ylabel("estimated type")
             ax.set_title(f"{name}: estimated vs true type (test samples)", fontsize=9)
             fig.colorbar(im, ax=ax)
             out[f"confusion_{_slug(name)}.png"] = _png(fig)
@@ -347,9 +349,9 @@ def render_html(analysis: Mapping[str, Any], pngs: Mapping[str, bytes], note: st
                 conf = m.get("confusion")
                 if not conf:
                     continue
-                parts.append(f"<h3>{_e(name)}: estimated (columns) vs true (rows) type</h3>")
-                rows = [[_e(t), *(_e(v) for v in row)] for t, row in zip(conf["true"], conf["matrix"])]
-                parts.append(_table(["true \\ estimated", *conf["estimated"]], rows))
+                parts.append(f"<h3>{_e(name)}: estimated (rows) vs true (columns) type</h3>")
+                rows = [[_e(t), *(_e(v) for v in row)] for t, row in zip(conf["estimated"], conf["matrix"])]
+                parts.append(_table(["estimated \\ true", *conf["true"]], rows))
                 fname = f"confusion_{_slug(name)}.png"
                 if fname in pngs:
                     parts.append(_img(fname, pngs[fname]))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, DataError
-from .dataset import analyze_dataset
+from .dataset import analyze_dataset, cluster_settings
 from .report import write_report
 from .settings import AnalysisSettings
 
@@ -123,7 +123,7 @@ def analyze(target: str | Path | None = None, *, data: str | None = None, overri
     from ..io import atomic_write_csv, atomic_write_json, to_jsonable
 
     settings = settings or AnalysisSettings()
-    settings.check()
+    cluster_settings(settings)  # every setting checked before anything is built or loaded
     if (target is None) == (data is None):
         raise ConfigError("give either a run directory (interplay analyze RUN_DIR) or a dataset (--data NAME), "
                           + ("not both" if target is not None else "got neither"))

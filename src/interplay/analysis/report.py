@@ -280,7 +280,8 @@ def render_html(analysis: Mapping[str, Any], pngs: Mapping[str, bytes], note: st
                  f" {_e(data.get('num_classes', '?'))} classes; samples train {_e(samples.get('train', '?'))}, val "
                  f"{_e(samples.get('val', '?'))}, test {_e(samples.get('test', '?'))}.</p>")
     config = data.get("config") or {}
-    params = config.get("params") or {}
+    params = {k: v for k, v in config.items() if v is not None and k not in ("name", "params")}
+    params.update(config.get("params") or {})
     if params:
         parts.append("<p class=note>data parameters: "
                      + ", ".join(f"<code>{_e(k)}={_e(v)}</code>" for k, v in params.items()) + "</p>")

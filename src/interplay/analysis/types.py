@@ -30,7 +30,8 @@ multimodal model's; ``p(y)`` the class prior of the training split):
   model on the validation split: SynIB's raw probabilities, for one, are far too soft). For two modalities
   ``r + u_1 = i_1+`` and ``r + u_1 + u_2 + s = i``. An uninformative but calibrated unimodal model has
   ``p_m ~ p(y)`` and ``i_m ~ 0``, so chance hits no longer count. It fails when the unimodal models are
-  over-confident (uncalibrated: ``i_m`` large on chance samples) or when the multimodal model has not learned the synergy (``i <= max i_m`` on synergistic samples).
+  over-confident (uncalibrated: ``i_m`` large on chance samples) or when the multimodal model has not learned
+  the synergy (``i <= max i_m`` on synergistic samples).
 * :func:`lsmi_types` (``lsmi``): the per-sample LSMI decomposition (:mod:`interplay.pid.lsmi`, two modalities):
   type = the largest of ``r, u1, u2, s``; pointwise values may be negative (a classifier confidently wrong, or
   ``s = i12 - i1 - i2 + r`` below zero) and are compared as they are; ``undetermined`` when all four are

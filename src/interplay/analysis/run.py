@@ -193,7 +193,7 @@ def unimodal_probabilities(run: LoadedRun, splits: DataSplits, heads: Mapping[st
                                epochs=epochs, seed=settings.seed + 1000 + 10 * j)
         with torch.no_grad():
             out[m] = model(splits.test.inputs[m].reshape(len(splits.test), -1).float()).double().exp()
-        temps[m] = float(model.log_t.exp())
+        temps[m] = float(torch.as_tensor(getattr(model, "log_t", 0.0)).exp())  # fitted by fit_classifier
     return out, "fitted", temps
 
 

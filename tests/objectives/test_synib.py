@@ -294,7 +294,7 @@ def test_epoch_statistics_equal_a_per_step_computation(shared):
         target = torch.randint(0, 3, (n,), generator=gen)
         idx = torch.randperm(n, generator=gen)
         masked_for = [("a", 1, None), ("b", 1, idx)] if shared else [("a", 1, None), ("b", 2, None)]
-        pen = torch.rand(k, generator=gen)
+        pen = torch.rand(k, n, generator=gen)  # per-row penalty of each pass
         obj._log_masked(logits, target, masked_for, pen, {})
         if step == 1:
             obj._reduce_records()  # as when the kept logits reach the memory bound
@@ -305,7 +305,7 @@ def test_epoch_statistics_equal_a_per_step_computation(shared):
             t = target if index is None else target[index]
             add(f"masked_conf_{m}", rows.max(-1).values.mean(), n)
             add(f"masked_acc_{m}", (rows.argmax(-1) == t).float().mean(), n)
-            add(f"penalty_{m}", pen[p - 1], n)
+            add(f"penalty_{m}", pen[p - 1].mean(), n)
     logs = obj.pop_epoch_logs()
     assert set(logs) == set(expected)
     for key, values in expected.items():
@@ -326,7 +326,8 @@ def test_lambda_warmup_and_switch_off(data):
 
 
 @pytest.mark.parametrize("key,value", [("mask", "bogus"), ("fill", "noise"), ("divergence", "kl"), ("p", 0.0),
-                                       ("lam", -1), ("steps", 0), ("ema", 1.0), ("off_epoch", -1)])
+                                       ("lam", -1), ("steps", 0), ("ema", 1.0), ("off_epoch", -1),
+                                       ("random_modality", "maybe")])
 def test_invalid_options_name_the_field(key, value):
     with pytest.raises(ConfigError, match=f"method.{key}"):
         SynIB(**{key: value})
@@ -622,3 +623,97 @@ def test_synib_loss_in_a_transformers_trainer(tmp_path):
     trainer.train()
     assert not torch.equal(model.score.weight.detach(), before)
     assert set(trainer.synib.stats) == {"a", "b"} and "penalty" in trainer.synib.last_parts
+
+
+# ------------------------------------------------------------------ random_modality: one masked pass, M * mean
+def test_balanced_assignment_is_uniform_per_row_and_balanced():
+    """Every row's modality is uniform on range(k) (also where k does not divide n) and the counts differ by at
+    most one; checked on 6,000 draws (4 standard errors)."""
+    torch.manual_seed(0)
+    n, k, draws = 7, 3, 6000
+    a = torch.stack([synib_module.balanced_assignment(n, k) for _ in range(draws)])  # (draws, n)
+    counts = F.one_hot(a, k).sum(1)  # (draws, k)
+    assert (counts.max(1).values - counts.min(1).values).max() <= 1
+    hits = F.one_hot(a, k).sum(0).float()  # (n, k)
+    se = math.sqrt((1 / k) * (1 - 1 / k) / draws)
+    assert ((hits / draws) - 1 / k).abs().max() < 4 * se, hits / draws
+
+
+@pytest.mark.parametrize("kw", [{"fill": "zero"}, {"fill": "zero", "divergence": "unimodal_anchor"}])
+def test_random_modality_penalty_is_m_times_the_mean_over_its_rows_and_unbiased(data3, kw):
+    """With a deterministic fill: D_b(m) from the default (one pass per modality) gives, for the assignment drawn,
+    the random-modality penalty M * mean_b D_b(m_b) exactly; averaged over 200 draws (of the balanced assignment)
+    it and its gradient approach the default's sum_m mean_b D_b(m)."""
+    batch = batch_of(data3, 12)
+    model, obj = make(data3, hidden=(8,), **kw)
+    state = TrainState()
+    out = obj(model, batch, state)
+    per_row = obj._records[-1].pen  # (M, B): D_b(m), the default's passes
+    default = out.parts["penalty"]
+    assert torch.allclose(default, per_row.mean(1).sum())
+    model.zero_grad()
+    (out.loss - out.parts["task"]).backward()  # lam = 1: the penalty's gradient (the anchor's probe term included)
+    g_default = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    rnd = SynIB(random_modality=True, **kw)
+    rnd.setup(model, data3)
+    torch.manual_seed(3)
+    values, grads = [], []
+    for _ in range(200):
+        model.zero_grad()
+        out = rnd(model, batch, state)
+        which = rnd._records[-1].rows
+        assigned = torch.stack([rows.float() for rows, _ in which])  # (M, B) one-hot by row
+        assert torch.equal(assigned.sum(0), torch.ones(12))  # each row withholds exactly one modality
+        expected = 3 * (per_row * assigned).sum(0).mean()
+        assert torch.allclose(out.parts["penalty"], expected, atol=1e-6)
+        values.append(out.parts["penalty"])
+        (out.loss - out.parts["task"]).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert torch.stack(values).mean() == pytest.approx(float(default), rel=0.03)
+    g_mean = torch.stack(grads).mean(0)
+    assert (g_mean - g_default).norm() < 0.1 * g_default.norm()
+
+
+def test_random_modality_is_one_pass_of_b_rows(data3):
+    model, obj = make(data3, hidden=(8,), random_modality=True, fill="gaussian")
+    calls, handle = count_calls(model.head)
+    batch = batch_of(data3, 12)
+    out = obj(model, batch, TrainState())
+    handle.remove()
+    assert calls == [24]  # clean + one masked pass, in one call: not (1 + 3) * 12
+    logs = obj.pop_epoch_logs()
+    assert {f"masked_conf_{m}" for m in ("x1", "x2", "x3")} <= set(logs) and out.parts["penalty"] > 0
+
+
+def test_random_modality_withholds_one_modality_per_row(data3):
+    """The one variant: row b has modality which[b]'s features replaced by the fill's and every other modality
+    clean; a shuffled modality stays a Shuffled whose other rows index themselves."""
+    for fill in ("zero", "shuffle"):
+        model, obj = make(data3, random_modality=True, fill=fill)
+        batch = batch_of(data3, 12)
+        feats = model.encode(batch.inputs)
+        torch.manual_seed(0)
+        passes = obj._masked_passes(synib_module.MaskStep(model, feats, {}, batch.target))
+        assert len(passes.variants) == 1 and passes.which is not None
+        variant = passes.variants[0]
+        for i, m in enumerate(obj.modalities):
+            rows = passes.which == i
+            r = variant[m]
+            z = feats[m][r.index] if isinstance(r, synib_module.Shuffled) else r
+            if isinstance(r, synib_module.Shuffled):
+                assert torch.equal(r.index[~rows], torch.arange(12)[~rows]) and (r.index[rows] != rows.nonzero()[:, 0]).all()
+            else:
+                assert torch.equal(z[rows], torch.zeros_like(z[rows]))
+            assert torch.equal(z[~rows], feats[m][~rows])
+
+
+def test_random_modality_with_the_shared_pass_is_the_shared_pass(data):
+    """Two modalities, whole, shuffle, prior_kl: the exact shared pass already costs one pass; it is kept."""
+    batch = batch_of(data)
+    losses = []
+    for flag in (False, True):
+        model, obj = make(data, hidden=(8,), random_modality=flag)
+        torch.manual_seed(5)
+        losses.append(obj(model, batch, TrainState()).loss)
+    assert torch.equal(losses[0], losses[1])

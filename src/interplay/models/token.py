@@ -24,8 +24,9 @@ model's ``withhold`` strategy, on ``m``'s valid token positions only:
   it, as with a zero fill);
 * ``drop``: ``m``'s tokens removed from attention and pooling (the row is shorter; padding at its end).
 
-Every other replacement SynIB knows works unchanged on token features: :class:`~interplay.models.Shuffled`
-(another row's tokens *with that row's padding*), or a new ``(B, L_m, D)`` tensor (the row's own padding kept).
+``Absent(rows)`` withholds ``m`` on the rows ``rows`` ``(B,)`` only. Every other replacement SynIB knows works
+unchanged on token features: :class:`~interplay.models.Shuffled` (another row's tokens *with that row's padding*),
+or a new ``(B, L_m, D)`` tensor (the row's own padding kept).
 ``fuse_variants`` stacks the clean sequence and the ``V`` variant sequences along the batch and runs the
 backbone once on ``(1 + V) B`` rows, or on ``chunk`` variants at a time (less memory, same values).
 """
@@ -51,10 +52,16 @@ POOLINGS = ("mean", "last")
 SequenceBackbone = Callable[[Tensor, Tensor], Tensor]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Absent:
     """A replacement of modality ``m`` in a variant pass: withheld by the model's own strategy (a
-    :class:`TokenModel`'s ``withhold``). Feature-level fusions do not accept it."""
+    :class:`TokenModel`'s ``withhold``). Feature-level fusions do not accept it.
+
+    ``rows``: ``(B,)`` bool, withhold ``m`` only on these rows (the others keep their clean tokens); None: every
+    row. (SynIB's ``random_modality``: one variant in which each row withholds a modality of its own.)
+    """
+
+    rows: Tensor | None = None
 
 
 def valid_tokens(z: Tensor) -> Tensor:
@@ -149,7 +156,11 @@ class TokenFusion(nn.Module):
         if isinstance(r, Shuffled):
             return z[r.index], valid[r.index]
         if isinstance(r, Absent):
-            return self._withheld(m, z, valid)
+            out, att = self._withheld(m, z, valid)
+            if r.rows is None:
+                return out, att
+            rows = r.rows.to(torch.bool)
+            return torch.where(rows[:, None, None], out, z), torch.where(rows[:, None], att, valid)
         if r.shape != z.shape:
             raise DataError(f"replacement of modality {m!r} has shape {tuple(r.shape)}, expected {tuple(z.shape)}")
         return r * valid[..., None].to(r.dtype), valid

@@ -443,25 +443,54 @@ _SYMMETRIC: tuple[type[DivergenceStrategy], ...] = (PriorKL, UniformKL, Gaussian
 class _StepRecord(NamedTuple):
     """One training step's masked-pass outputs, kept for the batched per-epoch reduction."""
 
-    layout: tuple  # (n, ((modality, pass, plain target?), ...), gate names): steps of one layout reduce together
+    layout: tuple  # (n, ((modality, pass, plain target?, every row?), ...), gate names): one layout reduces together
     logits: Tensor  # ((1 + K) n, C) detached: the clean pass, then the K masked passes
     target: Tensor  # (n,)
     indices: list[Tensor | None]  # per masked entry: its rows are scored against target[index] (None: target)
-    pen: Tensor  # (K,) mean penalty per masked pass
+    rows: list[tuple[Tensor, int] | None]  # per masked entry: its rows (n,) bool and their count (None: all n)
+    pen: Tensor  # (K, n) per-row penalty of each masked pass
     gate_means: Tensor | None  # (G,) learned masks' mean gate per modality
 
 
-#: ``(modality, pass, index)``: the rows of masked pass ``pass`` (1-based) are modality ``modality`` masked, scored
-#: against ``target[index]`` (``index`` None: ``target``)
-MaskedEntry = tuple[str, int, Tensor | None]
+class MaskedEntry(NamedTuple):
+    """The rows of masked pass ``pass_`` (1-based) that are modality ``modality`` masked (``rows`` ``(n,)`` bool
+    and their count; None: every row), scored against ``target[target_index]`` (None: ``target``)."""
+
+    modality: str
+    pass_: int
+    target_index: Tensor | None = None
+    rows: tuple[Tensor, int] | None = None
 
 
 class MaskedPasses(NamedTuple):
-    """The masked variants of one step: ``K`` fusion variants, which rows mean which modality masked, gates."""
+    """The masked variants of one step: ``K`` fusion variants, which rows mean which modality masked, gates;
+    ``which`` ``(n,)``: with ``random_modality``, the index of the modality each row of the one pass withholds."""
 
     variants: list[dict[str, Replacement]]
     entries: list[MaskedEntry]
     gates: dict[str, Tensor]
+    which: Tensor | None = None
+
+
+def balanced_assignment(n: int, k: int) -> Tensor:
+    """``(n,)`` long on the CPU: row ``b`` gets ``(pi(b) + o) mod k`` with ``pi`` a random permutation of
+    ``range(n)`` and ``o`` uniform on ``range(k)``. Every value occurs ``floor(n / k)`` or ``ceil(n / k)`` times,
+    and each row's value is exactly uniform: ``P(a_b = j) = sum_o P(o) P(pi(b) = (j - o) mod k (mod k))
+    = (1/k) sum_o P(pi(b) mod k = (j - o) mod k) = 1/k`` (the ``k`` residues partition ``range(n)``)."""
+    offset = int(torch.randint(k, ()))
+    return (torch.randperm(n) + offset) % k
+
+
+def on_rows(replacement: Replacement, z: Tensor, rows: Tensor) -> Replacement:
+    """``replacement`` of the features ``z`` ``(B, ...)`` on the rows ``rows`` ``(B,)`` bool only; the other rows
+    keep their clean ``z``. A :class:`~interplay.models.Shuffled` stays one (the other rows index themselves);
+    an :class:`~interplay.models.Absent` names its rows."""
+    if isinstance(replacement, Absent):
+        return typing.cast(Replacement, Absent(rows if replacement.rows is None else rows & replacement.rows))
+    if isinstance(replacement, Shuffled):
+        own = torch.arange(z.shape[0], device=z.device)
+        return Shuffled(torch.where(rows, replacement.index, own))
+    return torch.where(rows.view(-1, *([1] * (z.dim() - 1))), replacement, z)
 
 
 @METHODS.register("synib")
@@ -497,6 +526,15 @@ class SynIB(Objective):
         steps, mask_lr, tau, sparsity: ``learned`` masking: inner Adam steps, their learning rate, gate
             temperature, weight of ``mean(1 - g)``.
         ema: momentum of the ``gaussian`` fill's running statistics.
+        random_modality: one masked pass instead of ``M``: row ``b`` withholds one modality ``m_b`` (a balanced
+            random assignment, :func:`balanced_assignment`: ``P(m_b = m) = 1/M`` for every row and modality), and
+            the penalty is ``M * mean_b D_b(m_b)``. Unbiased for the penalty ``P = sum_m mean_b D_b(m)`` and its
+            gradient: ``E[M/B sum_b D_b(m_b)] = M/B sum_b sum_m P(m_b = m) D_b(m) = sum_m 1/B sum_b D_b(m) = P``
+            (the draw does not depend on the parameters, so the same holds for the gradient; with a random fill,
+            conditionally on the fill's draws). Costs ``2B`` rows through the fusion instead of ``(1 + M) B``;
+            the price is variance (each row sees one modality masked per step). Where the default already
+            shares one pass between two modalities (whole mask, shuffle fill, a target-free divergence), that
+            exact pass is used.
     """
 
     description = "SynIB: fused CE + lambda * divergence of predictions with one modality masked (Kontras et al.)"
@@ -505,7 +543,7 @@ class SynIB(Objective):
     def __init__(self, lam: float = 1.0, mask: Mask = "whole", p: float = 0.5, fill: Fill = "shuffle",
                  divergence: Divergence = "prior_kl", hinge: bool = False, w_uni: float = 0.0, w_aug: float = 0.0,
                  warmup_epochs: int = 0, off_epoch: int | None = None, steps: int = 20, mask_lr: float = 0.1,
-                 tau: float = 1.0, sparsity: float = 1.0, ema: float = 0.99) -> None:
+                 tau: float = 1.0, sparsity: float = 1.0, ema: float = 0.99, random_modality: bool = False) -> None:
         super().__init__()
         for name, value, options in (("mask", mask, Mask), ("fill", fill, Fill),
                                      ("divergence", divergence, Divergence)):
@@ -526,12 +564,15 @@ class SynIB(Objective):
                 ("ema", ema, 0 <= ema < 1, "a number in [0, 1)")):
             if not ok:
                 raise ConfigError(f"method.{name}: expected {what}, got {number!r}")
+        if not isinstance(random_modality, bool):
+            raise ConfigError(f"method.random_modality: expected true or false, got {random_modality!r}")
         if hinge and divergence not in ("prior_kl", "uniform_kl"):
             raise ConfigError(f"method.hinge: the hinge needs divergence 'prior_kl' or 'uniform_kl', "
                               f"got {divergence!r}")
         self.lam, self.mask, self.p, self.fill, self.divergence, self.hinge = lam, mask, p, fill, divergence, hinge
         self.w_uni, self.w_aug, self.warmup_epochs, self.off_epoch = w_uni, w_aug, warmup_epochs, off_epoch
         self.steps, self.mask_lr, self.tau, self.sparsity, self.ema = steps, mask_lr, tau, sparsity, ema
+        self.random_modality = random_modality
         # the strategies (nn.Modules among them are registered: their state is the objective's)
         self.masker = make_mask(mask, p, steps, mask_lr, tau, sparsity)
         self.filler = make_fill(fill, ema)
@@ -617,19 +658,41 @@ class SynIB(Objective):
                 and isinstance(self.filler, ShuffleFill) and isinstance(self.divergence_fn, _SYMMETRIC))
 
     def _masked_passes(self, step: MaskStep) -> MaskedPasses:
-        """One masked variant per modality (or one shared by both, :meth:`_shares_one_pass`)."""
+        """One masked variant per modality (or one shared by both, :meth:`_shares_one_pass`; or, with
+        ``random_modality``, one in which each row withholds its own modality)."""
         mods = self.modalities
         if self._shares_one_pass():
             idx = cyclic_derangement(step.target.shape[0], step.target.device)
-            return MaskedPasses([{mods[0]: Shuffled(idx)}], [(mods[0], 1, None), (mods[1], 1, idx)], {})
+            return MaskedPasses([{mods[0]: Shuffled(idx)}], [MaskedEntry(mods[0], 1), MaskedEntry(mods[1], 1, idx)],
+                                {})
+        if self.random_modality:
+            return self._one_random_pass(step)
         passes = MaskedPasses([], [], {})
         for i, m in enumerate(mods):
             withheld = self.masker.withhold(i, m, step, self.filler)
             passes.variants.append({m: withheld.replacement})
-            passes.entries.append((m, len(passes.variants), None))
+            passes.entries.append(MaskedEntry(m, len(passes.variants)))
             if withheld.gates is not None:
                 passes.gates[m] = withheld.gates
         return passes
+
+    def _one_random_pass(self, step: MaskStep) -> MaskedPasses:
+        """``random_modality``: one variant; row ``b`` has modality ``which[b]`` withheld (and every other modality
+        clean). Each modality's replacement is built as in the default, then applied on its rows only."""
+        n = step.target.shape[0]
+        which_cpu = balanced_assignment(n, len(self.modalities))
+        counts = torch.bincount(which_cpu, minlength=len(self.modalities)).tolist()
+        which = which_cpu.to(step.target.device)
+        variant: dict[str, Replacement] = {}
+        entries, gates = [], {}
+        for i, m in enumerate(self.modalities):
+            withheld = self.masker.withhold(i, m, step, self.filler)
+            rows = which == i
+            variant[m] = on_rows(withheld.replacement, step.feats[m], rows)
+            entries.append(MaskedEntry(m, 1, None, (rows, int(counts[i]))))
+            if withheld.gates is not None:
+                gates[m] = withheld.gates
+        return MaskedPasses([variant], entries, gates, which)
 
     def _augmented(self, feats: Mapping[str, Tensor]) -> list[dict[str, Replacement]]:
         """``w_aug``: one variant per modality with its features randomly masked (``p``)."""
@@ -639,22 +702,23 @@ class SynIB(Objective):
         return [{m: self._random_mask(i, feats[m])} for i, m in enumerate(self.modalities)]
 
     # ------------------------------------------------------------------ per-epoch statistics
-    def _log_masked(self, logits: Tensor, target: Tensor, masked_for: list[MaskedEntry],
+    def _log_masked(self, logits: Tensor, target: Tensor, masked_for: Sequence[MaskedEntry],
                     pen: Tensor, gates: Mapping[str, Tensor]) -> None:
         """Keep one step's masked-pass outputs; :meth:`_reduce_records` turns a run of steps into epoch statistics
         in a few batched operations (a per-step reduction would cost SynIB about 5% of a small model's step).
 
         ``logits``: ``((1 + K) n, C)`` detached, the clean pass then the ``K`` masked passes; ``masked_for``:
-        ``(modality, pass, index)``, the rows of pass ``k`` score modality ``m``'s masking against
-        ``target[index]`` (``index`` None: ``target``); ``pen``: ``(K,)`` mean penalty per masked pass.
+        :class:`MaskedEntry` s, the rows of pass ``k`` (all, or ``rows``) score modality ``m``'s masking against
+        ``target[target_index]`` (None: ``target``); ``pen``: ``(K, n)`` per-row penalty of each masked pass.
         """
         n = target.shape[0]
-        layout = (n, tuple((m, k, index is None) for m, k, index in masked_for), tuple(gates))
+        masked_for = [MaskedEntry(*e) for e in masked_for]
+        layout = (n, tuple((e.modality, e.pass_, e.target_index is None, e.rows is None) for e in masked_for), tuple(gates))
         if self._records and (self._records[0].layout != layout or len(self._records) * logits.numel() > 1 << 22):
             self._reduce_records()  # a new layout, or 16 MB kept
         gate_means = torch.stack([g.mean() for g in gates.values()]).detach() if gates else None
-        self._records.append(_StepRecord(layout, logits, target, [i for *_, i in masked_for], pen.detach(),
-                                         gate_means))
+        self._records.append(_StepRecord(layout, logits, target, [e.target_index for e in masked_for],
+                                         [e.rows for e in masked_for], pen.detach(), gate_means))
 
     @torch.no_grad()
     def _reduce_records(self) -> None:
@@ -668,16 +732,22 @@ class SynIB(Objective):
         logits = torch.stack([r.logits for r in records]).float()  # (S, (1 + K) n, C)
         top, pred = logits.softmax(-1).max(-1)
         passes = top.shape[1] // n
-        conf, pred = top.view(steps, passes, n).mean((0, 2)).tolist(), pred.view(steps, passes, n)
+        top, pred = top.view(steps, passes, n), pred.view(steps, passes, n)
         target = torch.stack([r.target for r in records])  # (S, n)
-        weight = steps * n
-        self.log_epoch("clean_conf", conf[0], weight)
-        pen = torch.stack([r.pen for r in records]).float().mean(0).tolist()
-        for e, (m, k, plain) in enumerate(entries):
+        self.log_epoch("clean_conf", top[:, 0].mean(), steps * n)
+        pen = torch.stack([r.pen for r in records]).float()  # (S, K, n)
+        for e, (m, k, plain, every_row) in enumerate(entries):
             t = target if plain else target.gather(1, torch.stack([typing.cast(Tensor, r.indices[e]) for r in records]))
-            self.log_epoch(f"masked_conf_{m}", conf[k], weight)
-            self.log_epoch(f"masked_acc_{m}", (pred[:, k] == t).float().mean(), weight)
-            self.log_epoch(f"penalty_{m}", pen[k - 1], weight)
+            right = (pred[:, k] == t).float()
+            if every_row:
+                values, weight = [top[:, k].mean(), right.mean(), pen[:, k - 1].mean()], steps * n
+            else:  # the rows of the pass that withhold m: weighted means
+                kept = [typing.cast(tuple[Tensor, int], r.rows[e]) for r in records]
+                w = torch.stack([rows for rows, _ in kept]).to(top.dtype)  # (S, n)
+                weight = sum(count for _, count in kept)
+                values = [(x * w).sum() / max(weight, 1) for x in (top[:, k], right, pen[:, k - 1])]
+            for key, value in zip(("masked_conf", "masked_acc", "penalty"), values):
+                self.log_epoch(f"{key}_{m}", value, weight)
         if gate_names:
             means = torch.stack([typing.cast(Tensor, r.gate_means) for r in records]).float().mean(0).tolist()
             for m, value in zip(gate_names, means):
@@ -731,13 +801,19 @@ class SynIB(Objective):
             loss = loss + self.w_aug * parts["aug"]
         if penalise:  # one divergence call over the masked rows [n, (1 + K) n)
             rows = slice(n, (1 + k_masked) * n)
-            ref = torch.cat([self._reference(uni, m) for m, *_ in masked.entries]) \
-                if self.uses_reference and uni is not None else None
-            pen = self._divergence(all_logits[rows], ref, None if logvar is None else logvar[rows])
-            pen = pen.view(k_masked, n).mean(1)  # (K,)
-            parts["penalty"] = pen.sum() * (len(masked.entries) // k_masked)  # a shared pass counts for both
+            ref = None
+            if self.uses_reference and uni is not None:
+                refs = [self._reference(uni, e.modality) for e in masked.entries]
+                ref = torch.cat(refs) if masked.which is None \
+                    else torch.stack(refs)[masked.which, torch.arange(n, device=target.device)]  # row b: m_b's
+            pen_rows = self._divergence(all_logits[rows], ref, None if logvar is None else logvar[rows])
+            pen_rows = pen_rows.view(k_masked, n)
+            pen = pen_rows.mean(1)  # (K,)
+            # a shared pass counts for both modalities; a random-modality pass for all M (unbiased, see the docstring)
+            parts["penalty"] = pen.sum() * (len(masked.entries) // k_masked)
             loss = loss + lam * parts["penalty"]
-            self._log_masked(all_logits[:(1 + k_masked) * n].detach(), target, masked.entries, pen, masked.gates)
+            self._log_masked(all_logits[:(1 + k_masked) * n].detach(), target, masked.entries, pen_rows,
+                             masked.gates)
         self.log_epoch("lam", lam, n)
         return ObjectiveOutput(loss, logits, {k: v.detach() for k, v in parts.items()})
 

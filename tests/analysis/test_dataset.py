@@ -217,6 +217,9 @@ def test_settings_validation_and_estimator_fields() -> None:
         cluster_settings(AnalysisSettings(estimator={"nope": 1}))
     cs = cluster_settings(AnalysisSettings(clusters=5, estimator={"row_normalize": "true", "pca_dim": 2}))
     assert cs.k == 5 and cs.row_normalize is True and cs.pca_dim == 2
+    import interplay
+
+    assert interplay.analyze is analyze  # the lazy top-level export
     with pytest.raises(ConfigError, match="either a run directory"):
         analyze(data="pid-xor", target="runs/x")
     with pytest.raises(ConfigError, match="got neither"):

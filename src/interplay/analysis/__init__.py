@@ -119,7 +119,7 @@ def analyze(target: str | Path | None = None, *, data: str | None = None, overri
         ConfigError / DataError: one line: both or neither of ``target`` and ``data``, an unknown dataset, a
             missing run directory, ``out`` that is a file, bad settings.
     """
-    from .. import __version__
+    from .._version import __version__
     from ..io import atomic_write_csv, atomic_write_json, to_jsonable
 
     settings = settings or AnalysisSettings()

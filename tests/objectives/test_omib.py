@@ -227,3 +227,90 @@ def test_beta_bounds_formula():
         H_joint = 4.0
 
     assert beta_bounds(Rep()) == (pytest.approx(1 / 15), pytest.approx(1 / 12))
+
+
+# ---------------------------------------------------------------------------------------- MINE bound, probe
+def test_mine_estimator_gives_the_bound():
+    data = DATASETS.get("gaussian-split")(seed=0, n_train=500, n_test=20, val_fraction=0.1, root=None, dim=8)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder_hidden=[16], fusion_hidden=[16]), data.info)
+    obj = METHODS.get("omib")(**OMIB_SMALL, estimator="mine", estimator_mine_batch_size=32, estimator_mine_steps=150)
+    obj.setup(model, data)
+    b = obj.bound
+    assert b["estimator"]["backend"] == "mine" and b["fallback"] is None and b["valid"]
+    assert b["estimator"]["mine_batch_size"] == 32 and b["estimator"]["mine_steps"] == 150
+    log_n = b["estimator"]["mine_log_batch_size"]
+    assert log_n == pytest.approx(math.log(32))
+    assert 0 < b["H"]["x1"] <= log_n + 1e-6 and 0 < b["H"]["x2"] <= log_n + 1e-6  # H(v) = I(v; v) <= log N
+    assert b["H"]["joint"] == pytest.approx(b["H"]["x1"] + b["H"]["x2"] - b["I"])
+    assert b["M_u"] == pytest.approx(1 / (3 * b["H"]["joint"])) and b["M_l"] == pytest.approx(
+        1 / (3 * (b["H"]["x1"] + b["H"]["x2"])))
+    assert obj.beta == pytest.approx(b["M_l"]) and b["beta_source"] == "M_l"
+    # a saturated estimator's bound: at least 1 / (6 log N), whatever the data (the Gaussian one here is ~0.02)
+    assert b["M_l"] >= 1 / (6 * log_n)
+    with pytest.raises(ConfigError, match="method.estimator_mine_batch_size"):
+        METHODS.get("omib")(estimator="mine", estimator_mine_batch_size=1)
+
+
+def test_fused_representation_feeds_the_prediction():
+    data, model, obj = setup_omib()
+    obj.main_stage.fill_(True)
+    model.eval()
+    obj.eval()
+    inputs = data.test.inputs
+    xi = obj.fused_representation(model, inputs)
+    assert xi.shape == (len(data.test), OMIB_SMALL["fusion_dim"])
+    batch = data.test.batch(torch.arange(len(data.test)))
+    assert torch.allclose(obj.predict(model, batch).logits, obj.fused_head(xi), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def sweep_script():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "omib_sweep.py"
+    spec = importlib.util.spec_from_file_location("omib_sweep", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_probe_r2_against_a_naive_least_squares(sweep_script):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5)) * np.array([1.0, 10.0, 0.1, 1.0, 3.0]) + 2.0
+    t = np.stack([x @ rng.normal(size=5) + rng.normal(size=300), rng.normal(size=300)], 1)
+    got = sweep_script.ridge_probe_r2(x[:150], t[:150], x[150:], t[150:], ridge=0.0)
+    for j in range(2):  # ordinary least squares with an intercept, column by column, and R^2 by its definition
+        design = np.concatenate([np.ones((150, 1)), x[:150]], 1)
+        coef = np.linalg.lstsq(design, t[:150, j], rcond=None)[0]
+        pred = np.concatenate([np.ones((150, 1)), x[150:]], 1) @ coef
+        resid = sum((t[150 + i, j] - pred[i]) ** 2 for i in range(150))
+        total = sum((t[150 + i, j] - t[150:, j].mean()) ** 2 for i in range(150))
+        assert got[j] == pytest.approx(1 - resid / total, abs=1e-8)
+    assert got[0] > 0.9 and got[1] < 0.05
+
+
+def test_probe_factors_are_the_generators(sweep_script):
+    seed, n_train, n_test, k, dim, noise = 3, 200, 600, 4, 32, 0.5
+    data = DATASETS.get("gaussian-split")(seed=seed, n_train=n_train, n_test=n_test, val_fraction=0.1, root=None)
+    f = sweep_script.gaussian_split_factors(seed, n_train, n_test, factor_dim=k)
+    assert set(f) == set(sweep_script.FACTORS) and all(v.shape == (n_test, k) for v in f.values())
+    # rebuild the raw test view x1 from the factors (mixing matrix and noise drawn as the generator draws them):
+    # the split's standardised x1 is an affine map of it, column by column
+    mixing = np.random.default_rng(4321).normal(0.0, 1.0 / math.sqrt(4 * k), size=(dim, 4 * k))
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        rng.normal(size=(n_train + n_test, k))
+    e1 = rng.normal(0.0, noise, size=(n_train + n_test, dim))[n_train:]
+    raw = np.concatenate([f["a0"], f["a1"], f["b0"], f["b1"]], 1) @ mixing.T + e1
+    x1 = data.test.inputs["x1"].numpy()
+    corr = [np.corrcoef(raw[:, j], x1[:, j])[0, 1] for j in range(dim)]
+    assert min(corr) > 1 - 1e-5
+    # the probe's bookkeeping: features = the task factors keep all task and no superfluous information
+    task = np.concatenate([f["a0"], f["a1"], f["a2"]], 1)
+    probe = sweep_script.factor_probe(task, f)
+    assert probe["task"] > 0.99 and abs(probe["superfluous"]) < 0.1
+    assert probe["task"] == pytest.approx(np.mean([probe["a0"], probe["a1"], probe["a2"]]))

@@ -92,8 +92,9 @@ def _bars(ax: Any, labels: Sequence[str], series: Sequence[tuple[str, Sequence[M
             iv = q.get("interval") if q else None
             lo_err.append(max(v - iv[0], 0.0) if iv else 0.0)
             hi_err.append(max(iv[1] - v, 0.0) if iv else 0.0)
-        ax.bar(pos, heights, width=width * 0.95, color=color, label=name, yerr=[lo_err, hi_err], capsize=3,
-               ecolor="#333333")
+        whiskers = any(q and q.get("interval") for q in qs)
+        ax.bar(pos, heights, width=width * 0.95, color=color, label=name,
+               yerr=[lo_err, hi_err] if whiskers else None, capsize=3, ecolor="#333333")
     if truth is not None and any(t is not None for t in truth):
         first = True
         for x, t in zip(xs, truth):

@@ -13,6 +13,7 @@ from interplay.data import DataInfo, DataSplits, MultimodalDataset
 from interplay.errors import ConfigError, DataError
 from interplay.models import Absent, Shuffled, TokenModel, build_model
 from interplay.objectives import METHODS, TrainState, build_objective
+from interplay.objectives import synib as synib_module
 
 pytest.importorskip("transformers")
 
@@ -236,7 +237,9 @@ METHOD_SETTINGS = [("joint", {}), ("conf_penalty", {}), ("label_smoothing", {}),
                    ("unimodal", {"modality": "text"}), ("ogm_ge", {}), ("synib", {}),
                    ("synib", {"fill": "gaussian"}), ("synib", {"fill": "model"}), ("synib", {"mask": "random"}),
                    ("synib", {"mask": "random", "fill": "model"}), ("synib", {"mask": "learned", "steps": 2}),
-                   ("synib", {"hinge": True}), ("synib", {"divergence": "gaussian"}), ("synib", {"w_aug": 1.0})]
+                   ("synib", {"hinge": True}), ("synib", {"divergence": "gaussian"}), ("synib", {"w_aug": 1.0}),
+                   ("synib", {"fill": "model", "random_modality": True}),
+                   ("synib", {"fill": "model", "random_modality": True, "hinge": True})]
 
 
 @pytest.mark.parametrize(("method", "params", "strategy"), [
@@ -274,6 +277,60 @@ def test_synib_masked_pass_is_the_models_withholding():
     want = sum(objective._divergence(model.logits(feats, present={o}), None, None).mean()
                for o in ("image", "text"))
     assert torch.allclose(out.parts["penalty"], want, atol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["noise", "embedding", "drop"])
+def test_absent_on_rows_withholds_only_those_rows(strategy):
+    """Absent(rows): the rows named are exactly the whole-row withholding, the other rows are the clean sequence."""
+    model = vlm(token_mask=strategy).train()
+    feats = model.encode(vlm_inputs())
+    model.fusion(feats)  # noise statistics
+    rows = torch.tensor([True, False, False, True])
+    clean = model.fusion.assemble(feats)
+    torch.manual_seed(2)
+    whole = model.fusion.assemble(feats, {"text": Absent()})
+    torch.manual_seed(2)
+    some = model.fusion.assemble(feats, {"text": Absent(rows)})
+    for got, c, w in zip(some[:2], clean[:2], whole[:2]):
+        assert torch.equal(got[rows], w[rows]) and torch.equal(got[~rows], c[~rows])
+    assert all(torch.equal(some[2][m][~rows], clean[2][m][~rows]) for m in ("image", "text"))
+
+
+@pytest.mark.parametrize("strategy", ["noise", "embedding"])
+def test_synib_random_modality_on_a_token_model_is_one_masked_sequence(strategy):
+    """fill=model + random_modality: the backbone runs once on 2B rows; row b of the masked sequence has exactly
+    the tokens of its assigned modality replaced (noise, mask embedding), every other position bit-identical; the
+    penalty is 2 * mean_b D_b(m_b) with D_b(m) from the model's own withholding (checked where it is
+    deterministic: the mask embedding)."""
+    model = vlm(token_mask=strategy).eval()
+    data = splits_for(VLM_INFO, vlm_inputs(8), torch.tensor([0, 1] * 4))
+    objective = build_objective(MethodConfig("synib", {"fill": "model", "random_modality": True}))
+    objective.setup(model, data)
+    objective.eval()
+    model.fusion(model.encode(data.train.inputs))  # noise statistics (eval: frozen from here)
+    batch = data.train.batch(torch.arange(8))
+    calls = []
+    handle = model.fusion.backbone.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+    out = objective(model, batch, TrainState())
+    handle.remove()
+    assert calls == [16]
+    feats = model.encode(batch.inputs)
+    which = objective._records[-1].rows
+    rows = {m: r for m, (r, _) in zip(("image", "text"), which)}
+    assert torch.equal(rows["image"] ^ rows["text"], torch.ones(8, dtype=torch.bool))
+    torch.manual_seed(0)
+    passes = objective._masked_passes(synib_module.MaskStep(model, feats, {}, batch.target))
+    clean, _, spans = model.fusion.assemble(feats)
+    masked, _, _ = model.fusion.assemble(feats, passes.variants[0])
+    changed = (masked != clean).any(-1)
+    for i, m in enumerate(("image", "text")):
+        on = passes.which == i
+        assert torch.equal(changed[on], spans[m][on])  # all of m's tokens on its rows, nothing else
+    if strategy == "embedding":
+        per_modality = torch.stack([objective._divergence(model.logits(feats, present={o}), None, None)
+                                    for o in ("text", "image")])  # (2, B): image withheld, text withheld
+        assigned = torch.stack([rows["image"], rows["text"]]).float()
+        assert torch.allclose(out.parts["penalty"], 2 * (per_modality * assigned).sum(0).mean(), atol=1e-5)
 
 
 def test_random_mask_replaces_whole_tokens():

@@ -702,7 +702,8 @@ def test_random_modality_withholds_one_modality_per_row(data3):
             r = variant[m]
             z = feats[m][r.index] if isinstance(r, synib_module.Shuffled) else r
             if isinstance(r, synib_module.Shuffled):
-                assert torch.equal(r.index[~rows], torch.arange(12)[~rows]) and (r.index[rows] != rows.nonzero()[:, 0]).all()
+                assert torch.equal(r.index[~rows], torch.arange(12)[~rows])
+                assert (r.index[rows] != rows.nonzero()[:, 0]).all()  # the assigned rows: another row's features
             else:
                 assert torch.equal(z[rows], torch.zeros_like(z[rows]))
             assert torch.equal(z[~rows], feats[m][~rows])

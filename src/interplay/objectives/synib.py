@@ -713,7 +713,8 @@ class SynIB(Objective):
         """
         n = target.shape[0]
         masked_for = [MaskedEntry(*e) for e in masked_for]
-        layout = (n, tuple((e.modality, e.pass_, e.target_index is None, e.rows is None) for e in masked_for), tuple(gates))
+        layout = (n, tuple((e.modality, e.pass_, e.target_index is None, e.rows is None) for e in masked_for),
+                  tuple(gates))
         if self._records and (self._records[0].layout != layout or len(self._records) * logits.numel() > 1 << 22):
             self._reduce_records()  # a new layout, or 16 MB kept
         gate_means = torch.stack([g.mean() for g in gates.values()]).detach() if gates else None

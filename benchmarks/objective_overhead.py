@@ -6,6 +6,12 @@
     python benchmarks/objective_overhead.py --methods dmil --stage finetune    # a later stage of a staged method
     python benchmarks/objective_overhead.py --data token-xor --set model.backbone=tiny-vlm --methods synib \
         --method-set synib:fill=model --memory          # token level: whole-modality EMA-noise masking, batched
+    python benchmarks/objective_overhead.py --data token-xor --set model.backbone=tiny-vlm \
+        --methods synib,synib#noise,synib#noise1 --method-set synib#noise:fill=model \
+        --method-set synib#noise1:fill=model --method-set synib#noise1:random_modality=true   # side by side
+
+A method may carry a label, ``NAME#LABEL``: the same registered objective several times with different
+``--method-set NAME#LABEL:KEY=VALUE`` settings, timed side by side in the same rounds.
 
 Token-level models (``--set model.backbone=...``, e.g. the built-in ``tiny-vlm`` on ``--data token-xor``) are timed the
 same way; ``--memory`` adds, per method, the bytes autograd keeps for the backward pass of one step (saved tensors,
@@ -67,8 +73,9 @@ class Runner:
 
 def build_runner(name: str, base: RunConfig, params: dict, data, device: torch.device,
                  stage_name: str | None = None) -> Runner:
+    """``name``: a registered objective, or ``NAME#LABEL`` (the same objective under a label of its own)."""
     cfg = RunConfig.from_dict(base.to_dict())
-    cfg.method.name, cfg.method.params = name, dict(params)
+    cfg.method.name, cfg.method.params = name.partition("#")[0], dict(params)
     cfg = resolve_config(cfg)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, data.info).to(device)
@@ -80,7 +87,7 @@ def build_runner(name: str, base: RunConfig, params: dict, data, device: torch.d
     if stage_name is not None and len(stages) > 1:
         by_name = {s.name: s for s in stages}
         if stage_name not in by_name:
-            raise InterplayError(f"--stage {stage_name!r}: {name} has the stages {', '.join(by_name)}")
+            raise InterplayError(f"--stage {stage_name!r}: {cfg.method.name} has the stages {', '.join(by_name)}")
         stage = by_name[stage_name]
     params_ = []
     named = [(f"model.{n}", p) for n, p in model.named_parameters()] + \
@@ -141,9 +148,10 @@ def sync(device: torch.device) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--methods", default="synib", help="comma-separated registered objectives (default: synib)")
+    p.add_argument("--methods", default="synib",
+                   help="comma-separated registered objectives, each optionally labelled NAME#LABEL (default: synib)")
     p.add_argument("--method-set", action="append", default=[], metavar="NAME:KEY=VALUE",
-                   help="hyperparameter of one method, e.g. synib:mask=random (repeatable)")
+                   help="hyperparameter of one method (or NAME#LABEL), e.g. synib:mask=random (repeatable)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="data/model/train override shared by all methods, e.g. model.fusion_hidden=[64]")
     p.add_argument("--data", default="pid-xor")
@@ -169,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if len(set(methods)) != len(methods):
+        raise InterplayError(f"--methods: a method is listed twice; label repeats as NAME#LABEL ({args.methods})")
     method_params: dict[str, dict] = {m: {} for m in methods}
     for item in args.method_set:
         name, sep, kv = item.partition(":")

@@ -51,3 +51,16 @@ def test_token_level_model_with_memory(overhead, capsys):
              if "autograd-saved" in line}
     assert saved["synib"] > saved["joint"] > 0  # the masked sequences keep activations of their own
     assert re.fullmatch(r"synib/joint step-time ratio: \d+\.\d\d", out[-1])
+
+
+def test_labelled_variants_of_one_method_side_by_side(overhead, capsys):
+    """NAME#LABEL: the same objective twice with its own settings, one ratio line each; a repeat is refused."""
+    assert overhead.main(["--methods", "synib#zero,synib#rm", "--method-set", "synib#zero:fill=zero",
+                          "--method-set", "synib#rm:fill=zero", "--method-set", "synib#rm:random_modality=true",
+                          "--set", "data.modalities=3", *TINY]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "synib#zero (fill=zero): median step" in out[-4]
+    assert "synib#rm (fill=zero, random_modality=True): median step" in out[-2]
+    assert re.fullmatch(r"synib#rm/joint step-time ratio: \d+\.\d\d", out[-1])
+    assert overhead.main(["--methods", "synib,synib", *TINY]) == 2
+    assert "--methods: a method is listed twice" in capsys.readouterr().err

@@ -149,3 +149,20 @@ def test_sufficiency_loss_is_the_gate_cross_entropy_against_the_naive_target(dat
         assert float(out.parts["route"]) == pytest.approx(total / 24, rel=1e-4)
     torch.manual_seed(3)
     assert "route" not in routed(model, batch, TrainState(stage="id")).parts  # no gate in stage 1
+
+
+def test_sufficiency_routing_sends_samples_to_their_type_where_the_default_gate_does_not():
+    """pid-xor without synergy (redundant .34, unique1 .33, unique2 .33), 600 training samples, 20 epochs, seed 0.
+    Measured (seeds 0 / 1 / 2): default gate_agreement 0.000 / 0.000 / 0.108 (the gate prefers S or spreads
+    out), routing 0.540 / 0.645 / 0.800, test accuracy 0.978 / 0.983 / 0.980 vs 0.980 / 0.988 / 0.990."""
+    runs = {}
+    for routing in ("none", "sufficiency"):
+        cfg = make_config("dmil", epochs=20, n_train=600, data={"mix": "redundant=0.34,unique1=0.33,unique2=0.33"},
+                          model={"encoder_hidden": [32], "fusion_hidden": [16]}, train={"lr": 1e-3},
+                          method={"dim": 16, "routing": routing})
+        runs[routing] = train(cfg, None, quiet=True)["test"]
+    default, routed = runs["none"], runs["sufficiency"]
+    assert routed["gate_agreement"] >= default["gate_agreement"] + 0.4
+    assert routed["gate_agreement_macro"] >= default["gate_agreement_macro"] + 0.4
+    assert routed["gate_agreement"] > routed["gate_agreement_constant"] + 0.15  # above any constant gate (0.35)
+    assert routed["accuracy"] >= default["accuracy"] - 0.02

@@ -168,6 +168,13 @@ class DMIL(Objective):
     by how badly R, U1 and U2 predict it (``1 - max_c p_c(y)``, normalised to mean 1).
     ``kl_reduction="sum"`` sums KLs over latent dimensions (a proper bottleneck; the authors' code averages).
 
+    Routing (an Interplay addition, not in the paper; ``routing="none"`` is the paper's gate, trained only through
+    ``CE(y_hat)``): ``routing="sufficiency"`` adds ``w_route * CE(g, t)`` in stages ``cd`` and ``finetune``, a
+    cross-entropy of the gate ``g (B, 4)`` against the cheapest sufficient component ``t`` (``R`` if either
+    modality alone suffices, ``U_m`` if only modality ``m`` does, ``S`` if neither), where "modality ``m``
+    suffices" is read softly from the unique component's detached probability of the label above chance
+    (:meth:`_loss_route`).
+
     With more than two modalities (or ``variant="id_only"``) only the ID part exists: components are the
     ``M_m`` heads, the gate sees ``[M_1..M_K]``, stage 2 (``gate``) trains the gate alone on ``CE(y_hat)``,
     stage 3 minimises ``CE(y_hat) + beta * L1``.
@@ -192,6 +199,9 @@ class DMIL(Objective):
         beta, gamma: weights of ``L1`` and ``L2`` in the stage-3 loss (the paper's beta and gamma).
         synergy: ``"mlp"`` or ``"linear"`` map from ``[N_1, N_2, N_1 * N_2]`` to ``S``.
         synergy_focus: weight S's cross-entropy towards samples the other components get wrong.
+        routing: ``"none"`` (the paper's gate) or ``"sufficiency"`` (the gate also learns to pick the cheapest
+            sufficient component); needs the R, U1, U2, S components and a classification task.
+        w_route: weight of the routing loss.
     """
 
     description = "DMIL: variational R/U/S decomposition, per-sample gate over component predictions, 3 stages"
@@ -524,10 +534,19 @@ class DMIL(Objective):
         return {m: f"unique{order.index(m) + 1}" for m in self.components}
 
     def test_metrics(self, out: EvalOutput) -> dict[str, Any]:
-        """Gate statistics, component accuracies and (where sources are known) ``gate_agreement``: the share of
-        samples whose dominant gate component corresponds to their ground-truth source, with two references:
-        ``gate_agreement_chance`` (``1 / K``, a uniformly random pick) and ``gate_agreement_constant`` (a gate that
-        always picks the component of the most frequent source)."""
+        """Gate statistics and component accuracies of a split (test; validation too, every epoch). Where sources
+        are known:
+
+        * ``gate_agreement``: the share of samples whose dominant gate component corresponds to their ground-truth
+          source, with two references: ``gate_agreement_chance`` (``1 / K``, a uniformly random pick) and
+          ``gate_agreement_constant`` (a gate that always picks the component of the most frequent source);
+        * ``gate_agreement_macro``: the mean over the present sources of each source's recall (the share of its
+          samples dominated by its component): 1 / K for any constant gate;
+        * ``gate_auroc``: per component, the AUROC of its gate weight as a score for "the sample is of the
+          component's source" (all samples; ``None`` where a class is absent); ``gate_s_auroc`` = ``S``'s
+          (synergistic vs the rest);
+        * ``component_accuracy_by_source``: the component x true-type accuracy matrix (each component's own
+          prediction on each source's samples); ``gate.by_source``: mean gate weight per component per source."""
         gate = torch.stack([out.extras[f"gate_{c}"] for c in self.components], 1).float()
         entropy = -(gate * gate.clamp_min(1e-12).log()).sum(1)
         stats: dict[str, Any] = {"mean": {c: float(gate[:, i].mean()) for i, c in enumerate(self.components)},

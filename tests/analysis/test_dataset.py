@@ -19,7 +19,8 @@ from interplay.pid.cluster import empirical_pmf
 
 #: the discretisation tolerance (bits) of docs/analysis.md: k-means on raw pid-xor features loses information, so
 #: the corrected atoms approach the latent truth from below; the same 0.25 bits as tests/data/test_groundtruth.py
-#: (measured at N = 1500 here: R short by 0.13-0.16, S by 0.05-0.08, see docs/analysis.md)
+#: (measured in these tests: R short by 0.06-0.10 at N = 1500 and by 0.15-0.20 for the 3-modality pairs at N = 900,
+#: S by 0.07; see docs/analysis.md)
 TOLERANCE = 0.25
 SMALL = {"bootstrap": 30, "permutations": 30, "quiet": True}
 

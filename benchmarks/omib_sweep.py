@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -55,6 +56,23 @@ def gaussian_split_factors(seed: int, n_train: int, n_test: int, factor_dim: int
     return {name: d[n_train:] for name, d in draws.items()}
 
 
+def gaussian_split_score(factors: dict[str, np.ndarray], preset: str = "sim1", dim: int = 32,
+                         mixing_seed: int = 4321) -> np.ndarray:
+    """The label's noiseless score ``s = c0 w0.a0 + c1 w1.a1 + c2 w2.a2`` ``(n, 1)`` of the given factors, with the
+    unit directions ``w`` drawn as the generator draws them (after the two mixing matrices, from ``mixing_seed``)
+    and the preset's weights ``c``: the only task-relevant function of the factors (each ``a_i`` has
+    ``factor_dim - 1`` directions the label ignores), i.e. what a minimal sufficient representation keeps."""
+    from interplay.data.synthetic import GAUSSIAN_PRESETS
+
+    k = factors["a0"].shape[1]
+    mix_rng = np.random.default_rng(mixing_seed)
+    for _ in range(2):
+        mix_rng.normal(0.0, 1.0 / math.sqrt(4 * k), size=(dim, 4 * k))
+    w = [v / np.linalg.norm(v) for v in mix_rng.normal(size=(3, k))]
+    c = GAUSSIAN_PRESETS[preset]
+    return (c[0] * factors["a0"] @ w[0] + c[1] * factors["a1"] @ w[1] + c[2] * factors["a2"] @ w[2])[:, None]
+
+
 def ridge_probe_r2(x_fit: np.ndarray, t_fit: np.ndarray, x_eval: np.ndarray, t_eval: np.ndarray,
                    ridge: float = 1e-3) -> np.ndarray:
     """Linear probe: ridge regression with intercept from features ``x`` ``(n, d)`` to targets ``t`` ``(n, k)``,
@@ -73,8 +91,8 @@ def ridge_probe_r2(x_fit: np.ndarray, t_fit: np.ndarray, x_eval: np.ndarray, t_e
 
 
 def factor_probe(features: np.ndarray, factors: dict[str, np.ndarray], ridge: float = 1e-3) -> dict[str, float]:
-    """Mean held-out R^2 per factor (over its columns) and per group (over the group's columns): fitted on the
-    first half of the rows, scored on the second half."""
+    """Mean held-out R^2 per factor (over its columns; any extra key such as ``score`` too) and per group (mean of
+    the group's factors): fitted on the first half of the rows, scored on the second half."""
     half = len(features) // 2
     out: dict[str, float] = {}
     for name, f in factors.items():
@@ -153,6 +171,7 @@ def sweep(betas: dict[str, float], seeds: list[int], epochs: int, n_train: int, 
             data = DATASETS.get("gaussian-split")(seed=seed, n_train=n_train, n_test=n_test, val_fraction=0.1,
                                                   root=None, preset="sim1")
             factors = gaussian_split_factors(seed, n_train, n_test)
+            factors["score"] = gaussian_split_score(factors)
             inputs, target = data.test.inputs, data.test.target.numpy()
             best = evaluate_weights(run_dir, "best", inputs, target, factors)
             last = evaluate_weights(run_dir, "last", inputs, target, factors)
@@ -179,7 +198,9 @@ def input_probe(seeds: list[int], n_train: int, n_test: int) -> dict[str, float]
         data = DATASETS.get("gaussian-split")(seed=seed, n_train=n_train, n_test=n_test, val_fraction=0.1,
                                               root=None, preset="sim1")
         x = torch.cat([data.test.inputs["x1"], data.test.inputs["x2"]], 1).numpy()
-        vals.append(factor_probe(x, gaussian_split_factors(seed, n_train, n_test)))
+        factors = gaussian_split_factors(seed, n_train, n_test)
+        factors["score"] = gaussian_split_score(factors)
+        vals.append(factor_probe(x, factors))
     return {k: statistics.fmean(v[k] for v in vals) for k in vals[0]}
 
 
@@ -189,24 +210,29 @@ def ms(values: list[float]) -> str:
 
 def sweep_markdown(results: dict[str, Any], raw: dict[str, float]) -> str:
     lines = ["| beta | best epoch (first main) | test acc, best-val | test acc, last epoch | "
+             "score R², best-val | score R², last | "
              "task R², best-val | task R², last | superfluous R², best-val | superfluous R², last | "
              "KL x1 + KL x2 (last, nats) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, rows in results.items():
         epochs = ", ".join(str(r["best"]["epoch"]) for r in rows)
         first = rows[0]["first_main_epoch"]
         kl = [sum(v for k, v in r["kl_last"].items() if k != "kl_weighted") for r in rows]
         lines.append(f"| {label} | {epochs} ({first}) | {ms([r['best']['accuracy'] for r in rows])} | "
                      f"{ms([r['last']['accuracy'] for r in rows])} | "
+                     f"{ms([r['best']['probe']['score'] for r in rows])} | "
+                     f"{ms([r['last']['probe']['score'] for r in rows])} | "
                      f"{ms([r['best']['probe']['task'] for r in rows])} | "
                      f"{ms([r['last']['probe']['task'] for r in rows])} | "
                      f"{ms([r['best']['probe']['superfluous'] for r in rows])} | "
                      f"{ms([r['last']['probe']['superfluous'] for r in rows])} | {ms(kl)} |")
-    lines.append(f"| raw inputs [x1, x2] | - | - | - | {raw['task']:.3f} | {raw['task']:.3f} | "
+    lines.append(f"| raw inputs [x1, x2] | - | - | - | {raw['score']:.3f} | {raw['score']:.3f} | "
+                 f"{raw['task']:.3f} | {raw['task']:.3f} | "
                  f"{raw['superfluous']:.3f} | {raw['superfluous']:.3f} | - |")
     lines.append("")
     lines.append("Per factor, last epoch (R²): " + "; ".join(
-        f"{label}: " + ", ".join(f"{f} {statistics.fmean(r['last']['probe'][f] for r in rows):.2f}" for f in FACTORS)
+        f"{label}: " + ", ".join(f"{f} {statistics.fmean(r['last']['probe'][f] for r in rows):.2f}"
+                                 for f in (*FACTORS, "score"))
         for label, rows in results.items()))
     return "\n".join(lines)
 
@@ -227,10 +253,10 @@ def plot(results: dict[str, Any], raw: dict[str, float], path: Path) -> None:
         acc = [statistics.fmean(r[which]["accuracy"] for r in results[k]) for k in labels]
         name = "best-validation" if which == "best" else "last epoch"
         axes[0].plot(xs, acc, style, marker="o", label=name)
-        for group, color in (("task", "tab:blue"), ("superfluous", "tab:red")):
+        for group, color in (("score", "black"), ("task", "tab:blue"), ("superfluous", "tab:red")):
             r2 = [statistics.fmean(r[which]["probe"][group] for r in results[k]) for k in labels]
             axes[1].plot(xs, r2, style, marker="o", color=color, label=f"{group}, {which}")
-    for group, color in (("task", "tab:blue"), ("superfluous", "tab:red")):
+    for group, color in (("score", "black"), ("task", "tab:blue"), ("superfluous", "tab:red")):
         axes[1].axhline(raw[group], color=color, lw=0.7, ls=":", label=f"{group}, raw inputs")
     for ax, title in zip(axes, ("test accuracy", "probe R² from xi (held-out)")):
         ax.set_xticks(xs)

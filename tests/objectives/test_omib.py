@@ -314,3 +314,8 @@ def test_probe_factors_are_the_generators(sweep_script):
     probe = sweep_script.factor_probe(task, f)
     assert probe["task"] > 0.99 and abs(probe["superfluous"]) < 0.1
     assert probe["task"] == pytest.approx(np.mean([probe["a0"], probe["a1"], probe["a2"]]))
+    # the noiseless score: its sign is the label up to the label noise (Bayes accuracy 1 - arctan(0.3) / pi)
+    score = sweep_script.gaussian_split_score(f)
+    agree = float(((score[:, 0] > 0) == data.test.target.numpy().astype(bool)).mean())
+    assert agree == pytest.approx(data.info.extra["bayes_accuracy"], abs=0.04)
+    assert sweep_script.factor_probe(task, {**f, "score": score})["score"] > 0.99  # linear in the task factors

@@ -225,3 +225,20 @@ def test_settings_validation_and_estimator_fields() -> None:
         analyze(data="pid-xor", target="runs/x")
     with pytest.raises(ConfigError, match="got neither"):
         analyze()
+
+
+def test_split_choice_and_no_truth_under_a_test_mix_shift() -> None:
+    """--split test pools the test split only; with a test-only mix shift the pooled data have no single latent
+    pmf (truth null), while the training split keeps the generator's mix and its truth."""
+    tiny = AnalysisSettings(bootstrap=5, permutations=5, quiet=True, split="test")
+    cfg = RunConfig()
+    for key, value in (("data.name", "pid-xor"), ("data.mix", "redundant=1"), ("data.n_train", 400),
+                       ("data.n_test", 300), ("data.shift", "mix=synergistic=1")):
+        set_field(cfg, key, value)
+    shifted = build_data(resolve_config(cfg))
+    test = analyze_dataset(shifted, tiny)
+    assert test["n"] == 300 and test["split"] == "test"
+    assert test["pairs"][0]["truth"] is None and "truth" not in test["mi"]["all"]
+    assert test["pairs"][0]["synergy"]["value"] > 0.3  # the shifted test split is synergistic
+    train = analyze_dataset(shifted, AnalysisSettings(bootstrap=5, permutations=5, quiet=True, split="train"))
+    assert train["n"] == 360 and train["pairs"][0]["truth"]["redundancy"] == pytest.approx(1.0)

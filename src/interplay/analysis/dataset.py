@@ -29,6 +29,7 @@ information k-means loses (docs/analysis.md reports how much that is).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import math
@@ -324,7 +325,7 @@ def recommendation(section: Mapping[str, Any], units: str, confidence: float) ->
                         f"{_interval_text(joint)}, not more than the most informative pair ({best['pair'][0]}, "
                         f"{best['pair'][1]}: {_fmt(best['total']['value'])} {units}{_interval_text(best['total'])}) "
                         f"within the intervals.")
-    evidence["baselines"] = BASELINE_EVIDENCE
+    evidence["baselines"] = copy.deepcopy(BASELINE_EVIDENCE)
     if synergistic:
         reg = BASELINE_EVIDENCE["regimes"]
         hi, lows = reg[0], reg[1:]

@@ -11,6 +11,7 @@ accuracy on synergistic samples.
 
     python benchmarks/per_sample_types.py                  # 3 seeds, 2000 train / 2000 test, 20 epochs (~4 min)
     python benchmarks/per_sample_types.py --seeds 1 --methods synib --epochs 5 --n-test 500   # a quick look
+    python benchmarks/per_sample_types.py --spread 2000,20000   # why: the unimodal classifiers' chance information
 
 Runs are trained into a temporary directory (``--keep DIR`` keeps them). One thread (``OMP_NUM_THREADS=1``).
 """
@@ -28,10 +29,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from interplay.analysis.run import analyze_run, unimodal_probabilities  # noqa: E402
+from interplay.analysis.run import analyze_run  # noqa: E402
 from interplay.analysis.settings import AnalysisSettings  # noqa: E402
 from interplay.config import RunConfig  # noqa: E402
-from interplay.engine import build_data, evaluate, load_run, train  # noqa: E402
+from interplay.engine import build_data, load_run, train  # noqa: E402
 
 MIX = "redundant=0.33,unique1=0.165,unique2=0.165,synergistic=0.34"
 TYPES = ("redundant", "unique:x1", "unique:x2", "synergistic")
@@ -46,6 +47,32 @@ def _fmt(values: list[float]) -> str:
     return f"{statistics.mean(vals):.3f} ± {statistics.stdev(vals):.3f}"
 
 
+def spread(sizes: list[int], mix: str, n_test: int) -> None:
+    """Quantiles (10/25/50/75/90 %) of ``i_1 = log2 p(y | x1) / p(y)`` (bits) of a classifier fitted on ``n``
+    training samples, per true type: on ``unique2`` and ``synergistic`` samples x1 carries nothing about y, so a
+    perfect classifier would give 0 there."""
+    from interplay.analysis.types import pointwise_information
+    from interplay.data import pid_xor
+    from interplay.pid.lsmi import fit_classifier
+
+    q = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9], dtype=torch.float64)
+    print("| n_train | true type | i_1 quantiles 10/25/50/75/90 % (bits) | fraction with abs(i_1) > 0.2 |")
+    print("|---|---|---|---|")
+    for n in sizes:
+        s = pid_xor(seed=0, n_train=n, n_test=n_test, val_fraction=0.1, root=None, mix=mix)
+        model = fit_classifier(s.train.inputs["x1"], s.train.target, s.val.inputs["x1"], s.val.target, 2,
+                               seed=1000)
+        y = s.test.target
+        with torch.no_grad():
+            p = model(s.test.inputs["x1"]).exp().double().gather(1, y[:, None])[:, 0]
+        prior = torch.bincount(s.train.target, minlength=2).double()
+        i1 = pointwise_information(p, ((prior + 0.5) / (prior.sum() + 1.0))[y])
+        for code, name in enumerate(s.info.interactions):
+            v = i1[s.test.meta["interaction"] == code]
+            print(f"| {n} | {name} | {' / '.join(f'{x:.2f}' for x in v.quantile(q).tolist())} | "
+                  f"{float((v.abs() > 0.2).double().mean()):.2f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
@@ -57,8 +84,15 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--keep", default=None, help="train the runs into this directory and keep them")
+    ap.add_argument("--spread", default=None, metavar="N,N,...",
+                    help="instead of the study: for each training size N, fit the reference classifier of x1 "
+                         "(as analyze_run does) and print quantiles of its pointwise information log2 p(y|x1)/p(y) "
+                         "on the test samples of each true type")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.spread:
+        spread([int(n) for n in args.spread.split(",")], args.mix, args.n_test)
+        return
     per_sample = tuple(args.per_sample.split(","))
     settings = AnalysisSettings(per_sample=per_sample, bootstrap=0, seed=0)
     results: dict[tuple[str, str], list[dict]] = {}
@@ -80,19 +114,18 @@ def main() -> None:
                 sec = analysis.section
                 for name, entry in sec["per_sample"]["methods"].items():
                     results.setdefault((method, name), []).append(entry)
-                # why the agreement rule fails: chance hits of the unimodal models on synergistic samples
-                ev = evaluate(run.objective, run.model, splits.test, 256)
-                val = evaluate(run.objective, run.model, splits.val, 256)
-                uni, source, _ = unimodal_probabilities(run, splits, ev.unimodal_logits, val.unimodal_logits,
-                                                        settings)
-                y = splits.test.target
-                syn = splits.test.meta["interaction"] == splits.info.interactions.index("synergistic")
-                both = torch.stack([uni[m].argmax(1) == y for m in uni]).all(0)
-                extras.setdefault(method, []).append({
-                    "source": source, "test_accuracy": sec["test_accuracy"],
-                    "syn_accuracy": float((ev.pred == y)[syn].float().mean()),
-                    "both_right_on_syn": float(both[syn].float().mean()),
-                    "uni_acc_on_syn": {m: float((uni[m].argmax(1) == y)[syn].float().mean()) for m in uni}})
+                # why the agreement rule fails, from the rows: a modality's unimodal model is right exactly where
+                # agreement says redundant or unique:<m>; the chance hits are those on synergistic samples
+                col = {h: [r[i] for r in analysis.per_sample_rows] for i, h in enumerate(analysis.per_sample_header)}
+                syn = [i for i, t in enumerate(col["true_type"]) if t == "synergistic"]
+                if "agreement_type" in col and syn:
+                    agree = [col["agreement_type"][i] for i in syn]
+                    extras.setdefault(method, []).append({
+                        "source": sec["per_sample"]["unimodal_source"], "test_accuracy": sec["test_accuracy"],
+                        "syn_accuracy": sum(col["correct"][i] for i in syn) / len(syn),
+                        "both_right_on_syn": agree.count("redundant") / len(syn),
+                        "uni_acc_on_syn": {m: sum(a in ("redundant", f"unique:{m}") for a in agree) / len(syn)
+                                           for m in ("x1", "x2")}})
                 print(f"# seed {seed} {method}: test accuracy {sec['test_accuracy']:.3f} "
                       f"({time.time() - start:.0f} s)", flush=True)
 

@@ -10,7 +10,7 @@ import torch
 from interplay.analysis.run import analyze_run, temperature
 from interplay.analysis.settings import AnalysisSettings
 from interplay.config import RunConfig
-from interplay.engine import build_data, load_run, train
+from interplay.engine import build_data, evaluate, load_run, train
 from interplay.errors import ConfigError, DataError
 from interplay.pid.cluster import cluster_pid
 
@@ -105,6 +105,32 @@ def test_unimodal_heads_are_used_when_the_method_trains_them(tmp_path):
     assert set(methods) == {"agreement", "confidence"}
     assert methods["confidence"]["info"]["temperature"]["model"] > 0
     assert analysis.section["pairs"][0]["total"]["interval"] is None
+
+
+def test_unimodal_reference_runs_are_preferred(tmp_path):
+    """A run trained with train.unimodal_reference: its reloaded unimodal runs give the unimodal predictions,
+    and their hits are what the agreement rule reads (checked against each reference run's own evaluation)."""
+    raw = {"data": {"name": "pid-xor", "n_train": 300, "n_test": 200, "mix": MIX}, "method": {"name": "joint"},
+           "train": {"epochs": 2, "seed": 0, "unimodal_reference": True},
+           "model": {"encoder_hidden": [16], "fusion_hidden": [8]}}
+    train(RunConfig.from_dict(raw), tmp_path / "ref")
+    run = load_run(tmp_path / "ref")
+    splits = build_data(run.config)
+    analysis = analyze_run(run, splits, AnalysisSettings(bootstrap=0, per_sample=("agreement",)))
+    assert analysis.section["per_sample"]["unimodal_source"] == "reference"
+    y = splits.test.target
+    right = {}
+    for m in ("x1", "x2"):
+        ref = load_run(tmp_path / "ref" / "unimodal" / m)
+        right[m] = (evaluate(ref.objective, ref.model, splits.test, 256).pred == y).tolist()
+    labels = [r[analysis.per_sample_header.index("agreement_type")] for r in analysis.per_sample_rows]
+    for lab, a, b in zip(labels, right["x1"], right["x2"]):
+        if a and b:
+            assert lab == "redundant"
+        elif a or b:
+            assert lab == ("unique:x1" if a else "unique:x2")
+        else:
+            assert lab in ("synergistic", "undetermined")
 
 
 def test_three_modalities_every_pair_and_pairwise_methods_skipped(tmp_path):

@@ -319,3 +319,16 @@ def test_probe_factors_are_the_generators(sweep_script):
     agree = float(((score[:, 0] > 0) == data.test.target.numpy().astype(bool)).mean())
     assert agree == pytest.approx(data.info.extra["bayes_accuracy"], abs=0.04)
     assert sweep_script.factor_probe(task, {**f, "score": score})["score"] > 0.99  # linear in the task factors
+
+
+def test_sweep_reads_best_and_last_checkpoints(sweep_script, tmp_path):
+    # one small run: the script's own evaluation of best.pt reproduces the engine's reported test accuracy, and
+    # the last-epoch numbers come from last.pt (epoch = the budget)
+    res = sweep_script.sweep({"0": 0.0}, [0], epochs=4, n_train=300, n_test=200, out=tmp_path)
+    (row,) = res["0"]
+    assert row["best"]["accuracy"] == pytest.approx(row["reported_test_accuracy"], abs=1e-6)  # float32 metric
+    assert row["best"]["epoch"] == row["best_epoch"] and row["last"]["epoch"] == 4
+    assert row["first_main_epoch"] == 2 and len(row["val_accuracy_main"]) == 3  # 1 warm-up + 3 main epochs
+    if row["best_epoch"] == 4:
+        assert row["last"] == row["best"]
+    assert set(row["last"]["probe"]) >= {"score", "task", "superfluous", "a0", "b2"}

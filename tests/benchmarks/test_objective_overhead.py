@@ -64,3 +64,21 @@ def test_labelled_variants_of_one_method_side_by_side(overhead, capsys):
     assert re.fullmatch(r"synib#rm/joint step-time ratio: \d+\.\d\d", out[-1])
     assert overhead.main(["--methods", "synib,synib", *TINY]) == 2
     assert "--methods: a method is listed twice" in capsys.readouterr().err
+
+
+def test_token_step_breakdown_prints_the_parts(capsys):
+    pytest.importorskip("transformers")
+    path = SCRIPT.parent / "token_step_breakdown.py"
+    spec = importlib.util.spec_from_file_location("token_step_breakdown", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--set", "data.n_train=80", "--set", "data.n_test=16", "--batch-size", "8", "--repeats", "1",
+                        "--warmup", "0"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "batch 8, tiny-vlm, 2 modalities, sequence 24 tokens" in out[0]
+    names = [line.split(":")[0] for line in out[1:-2]]
+    assert names == ["encoders", "backbone x1", "backbone x2", "backbone x3", "assemble", "noise", "optimizer"]
+    assert re.fullmatch(r"estimated step-time ratio with 3 sequences \(B rows each\): \d+\.\d\d", out[-1])
+    assert module.main(["--data", "pid-xor", "--set", "model.backbone=null", "--set", "data.n_train=80",
+                        "--set", "data.n_test=16"]) == 2
+    assert "this benchmark times token-level models" in capsys.readouterr().err

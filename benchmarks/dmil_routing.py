@@ -1,7 +1,7 @@
 """DMIL's gate against the ground-truth interaction type: the default gate vs the opt-in ``routing`` variant.
 
-    python benchmarks/dmil_routing.py --out runs/dmil_routing [--seeds 3] [--epochs 30]
-        [--settings none,sufficiency:0.3,sufficiency:1]
+    python benchmarks/dmil_routing.py --out runs/dmil_routing [--seeds 3] [--epochs 30] [--mixes r33-u33-s34,all25]
+        [--settings none,none+focus,sufficiency:0.3,sufficiency:1,sufficiency:0.3+focus,sufficiency:1+focus]
 
 pid-xor with two source mixes (redundant .33 / unique .33 / synergistic .34, and every source .25), 2,000
 training samples of which 10% validation, 2,000 test samples, per-modality MLP 32-128-128 (fusion 128-64, unused
@@ -37,6 +37,8 @@ MIXES = {"r33-u33-s34": "redundant=0.33,unique1=0.165,unique2=0.165,synergistic=
 TYPES = ("redundant", "unique1", "unique2", "synergistic")
 COMPONENTS = ("R", "U1", "U2", "S")
 MODEL = {"encoder_hidden": [128, 128], "fusion_hidden": [128, 64]}
+#: the grid of docs/methods/dmil.md
+SETTINGS = ("none", "none+focus", "sufficiency:0.3", "sufficiency:1", "sufficiency:0.3+focus", "sufficiency:1+focus")
 #: the allowed loss of synergistic accuracy against the default when choosing a routing setting on validation
 SYN_TOLERANCE = 0.02
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--mixes", default=",".join(MIXES), help=f"comma-separated, from {', '.join(MIXES)}")
-    parser.add_argument("--settings", default="none,sufficiency:0.3,sufficiency:1")
+    parser.add_argument("--settings", default=",".join(SETTINGS))
     args = parser.parse_args(argv)
     mixes = [m for m in args.mixes.split(",") if m]
     settings = [s for s in args.settings.split(",") if s]

@@ -108,6 +108,12 @@ def test_validation_split_and_every_epoch_carry_the_gate_diagnostics(tmp_path):
 
 
 def test_routing_refuses_bad_values_and_variants_without_components(data2):
+    from interplay.engine import resolve_config
+
+    params = resolve_config(make_config("dmil", method={"routing": "sufficiency", "w_route": "0.3"})).method.params
+    assert params["routing"] == "sufficiency" and params["w_route"] == 0.3
+    with pytest.raises(ConfigError, match="routing"):
+        resolve_config(make_config("dmil", method={"routing": "oracle"}))
     with pytest.raises(ConfigError, match="method.routing"):
         METHODS.get("dmil")(routing="oracle")
     with pytest.raises(ConfigError, match="method.w_route"):
@@ -154,12 +160,13 @@ def test_sufficiency_loss_is_the_gate_cross_entropy_against_the_naive_target(dat
 def test_sufficiency_routing_sends_samples_to_their_type_where_the_default_gate_does_not():
     """pid-xor without synergy (redundant .34, unique1 .33, unique2 .33), 600 training samples, 20 epochs, seed 0.
     Measured (seeds 0 / 1 / 2): default gate_agreement 0.000 / 0.000 / 0.108 (the gate prefers S or spreads
-    out), routing 0.540 / 0.645 / 0.800, test accuracy 0.978 / 0.983 / 0.980 vs 0.980 / 0.988 / 0.990."""
+    out), routing (w_route=1) 0.540 / 0.645 / 0.800; test accuracy default 0.978 / 0.983 / 0.980, routing
+    0.980 / 0.988 / 0.990."""
     runs = {}
     for routing in ("none", "sufficiency"):
         cfg = make_config("dmil", epochs=20, n_train=600, data={"mix": "redundant=0.34,unique1=0.33,unique2=0.33"},
                           model={"encoder_hidden": [32], "fusion_hidden": [16]}, train={"lr": 1e-3},
-                          method={"dim": 16, "routing": routing})
+                          method={"dim": 16, "routing": routing, "w_route": 1.0})
         runs[routing] = train(cfg, None, quiet=True)["test"]
     default, routed = runs["none"], runs["sufficiency"]
     assert routed["gate_agreement"] >= default["gate_agreement"] + 0.4

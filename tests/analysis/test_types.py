@@ -34,6 +34,8 @@ def test_type_names_and_truth_vocabulary():
     assert true_type_names(("unique1", "unique2", "redundant", "synergistic"), MODS) == \
         ["unique:x1", "unique:x2", "redundant", "synergistic"]
     assert true_type_names(("unique2", "normal"), ["a", "b"]) == ["unique:b", "normal"]
+    sorted_names = sorted(f"x{i}" for i in range(1, 11))  # x1, x10, x2, ...
+    assert true_type_names(("unique2", "unique10"), sorted_names) == ["unique:x2", "unique:x10"]
 
 
 def test_agreement_rule_on_every_case():

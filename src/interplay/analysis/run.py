@@ -286,6 +286,11 @@ def analyze_run(run: LoadedRun, splits: DataSplits, settings: AnalysisSettings) 
             est = cluster_types({m: splits.train.inputs[m] for m in modalities}, splits.train.target,
                                 {m: test.inputs[m] for m in modalities}, y, c, k=k,
                                 pca_dim=getattr(settings, "cluster_pca_dim", None), seed=settings.seed)
+        if method in ("confidence", "cluster") and settings.units == "nats":  # computed in bits
+            est.scores = {t: v * math.log(2.0) for t, v in est.scores.items()}
+            est.columns = {k: v * math.log(2.0) for k, v in est.columns.items()}
+        if method in ("confidence", "cluster", "lsmi"):
+            est.info["units"] = settings.units
         estimates[method] = est
 
     types = type_names(modalities)

@@ -98,13 +98,16 @@ def type_names(modalities: Sequence[str]) -> list[str]:
 def true_type_names(interactions: Sequence[str], modalities: Sequence[str]) -> list[str]:
     """Ground-truth source names (``info.interactions``) in the vocabulary of :func:`type_names`.
 
-    ``unique<i>`` (1-based, as pid-xor names them) becomes ``unique:<modalities[i-1]>``; ``redundant`` and
-    ``synergistic`` stay; any other name is kept as it is (it then never matches an estimated type).
+    ``unique<i>`` (1-based, as pid-xor names them) becomes ``unique:x<i>`` when there is a modality ``x<i>``
+    (pid-xor's names; ``modalities`` may be sorted by name, where ``x10`` comes before ``x2``), else
+    ``unique:<modalities[i-1]>``; ``redundant`` and ``synergistic`` stay; any other name is kept as it is (it then
+    never matches an estimated type).
     """
     out = []
     for name in interactions:
         if name.startswith("unique") and name[6:].isdigit() and 1 <= int(name[6:]) <= len(modalities):
-            out.append(unique_type(modalities[int(name[6:]) - 1]))
+            i = int(name[6:])
+            out.append(unique_type(f"x{i}" if f"x{i}" in modalities else modalities[i - 1]))
         else:
             out.append(name)
     return out

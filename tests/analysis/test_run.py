@@ -4,6 +4,8 @@ their bookkeeping, where unimodal predictions come from, and bad input."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -105,6 +107,15 @@ def test_unimodal_heads_are_used_when_the_method_trains_them(tmp_path):
     assert set(methods) == {"agreement", "confidence"}
     assert methods["confidence"]["info"]["temperature"]["model"] > 0
     assert analysis.section["pairs"][0]["total"]["interval"] is None
+    # units: confidence scores are bits by default, nats on request (same types)
+    nats = analyze_run(run, splits, AnalysisSettings(bootstrap=0, per_sample=("confidence",), units="nats"))
+    h_b, h_n = analysis.per_sample_header, nats.per_sample_header
+    for name in ("confidence_redundancy", "confidence_synergy"):
+        bits_col = torch.tensor([r[h_b.index(name)] for r in analysis.per_sample_rows], dtype=torch.float64)
+        nats_col = torch.tensor([r[h_n.index(name)] for r in nats.per_sample_rows], dtype=torch.float64)
+        assert torch.allclose(nats_col, bits_col * math.log(2), atol=2e-6)
+    assert [r[h_n.index("confidence_type")] for r in nats.per_sample_rows] == \
+        [r[h_b.index("confidence_type")] for r in analysis.per_sample_rows]
 
 
 def test_unimodal_reference_runs_are_preferred(tmp_path):
@@ -136,11 +147,14 @@ def test_unimodal_reference_runs_are_preferred(tmp_path):
 def test_three_modalities_every_pair_and_pairwise_methods_skipped(tmp_path):
     run, splits = _train(tmp_path / "m3", method="joint", epochs=1, n_train=300, n_test=200, modalities=3,
                          mix="redundant=0.5,synergistic=0.5")
-    analysis = analyze_run(run, splits, AnalysisSettings(bootstrap=0, per_sample=("agreement", "lsmi")))
+    analysis = analyze_run(run, splits, AnalysisSettings(bootstrap=0, per_sample=("agreement", "confidence", "lsmi")))
     section = analysis.section
+    assert section["per_sample"]["unimodal_source"] == "fitted"
+    assert sum(section["per_sample"]["methods"]["confidence"]["counts"].values()) == 200
     assert [p["pair"] for p in section["pairs"]] == [["x1", "x2"], ["x1", "x3"], ["x2", "x3"]]
     assert "skipped" in section["per_sample"]["methods"]["lsmi"]
-    assert section["per_sample"]["types"][-2:] == ["synergistic", "undetermined"]
+    assert section["per_sample"]["types"] == ["redundant", "unique:x1", "unique:x2", "unique:x3", "synergistic",
+                                              "undetermined"]
     assert "lsmi_type" not in analysis.per_sample_header and len(analysis.per_sample_rows) == 200
 
 

@@ -53,6 +53,18 @@ def test_agreement_three_modalities_partial_is_undetermined():
     assert est.labels == ["redundant", "undetermined", "synergistic"]
 
 
+def test_confidence_three_modalities_each_versus_all_others():
+    """a, b, c: all certain -> redundant; only c -> unique:c; a and b but not c (partial redundancy, no type of
+    its own) -> undetermined, as the agreement rule says; none, model certain -> synergistic."""
+    one, half = 1.0, 0.5
+    uni = {"a": T([one, half, one, half]), "b": T([one, half, one, half]), "c": T([one, one, half, half])}
+    est = confidence_types(uni, T([one, one, one, one]), 0.5)
+    assert est.types == ["redundant", "unique:a", "unique:b", "unique:c", "synergistic", "undetermined"]
+    assert est.labels == ["redundant", "unique:c", "undetermined", "synergistic"]
+    hard = agreement_types({m: v == one for m, v in uni.items()}, T([1, 1, 1, 1]))
+    assert hard.labels == est.labels
+
+
 def test_agreement_chance_hits_on_binary_labels():
     """The rule's known failure, exactly: uninformative unimodal models right at random (p = 1/2 each) call a
     quarter of synergistic samples redundant and only a quarter synergistic."""

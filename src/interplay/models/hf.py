@@ -157,7 +157,9 @@ def _require_hf(field: str, package: str) -> Any:
 def tiny_backbone(name: str, info: DataInfo) -> nn.Module:
     """A randomly initialised 2-layer model built offline from a transformers config class: ``tiny-vlm`` a
     Llava (CLIP vision tower, patch 4, on the dataset's image size; Llama language model), ``tiny-text`` a Llama
-    model; hidden size 32, 2 heads, vocabulary ``info.extra["vocab_size"]`` (default 64)."""
+    model; hidden size 32, 2 heads, vocabulary ``info.extra["vocab_size"]`` (default 64). Trained from scratch it
+    needs ``train.lr=1e-3`` (or more epochs) for SynIB to beat joint on token-xor; at the default 3e-4 it has not
+    within 30 epochs (docs/methods/synib.md)."""
     transformers = _require_hf("model.backbone", "transformers")
     vocab = int(info.extra.get("vocab_size", 64))
     width = TINY_WIDTH

@@ -475,8 +475,9 @@ class MaskedPasses(NamedTuple):
 def balanced_assignment(n: int, k: int) -> Tensor:
     """``(n,)`` long on the CPU: row ``b`` gets ``(pi(b) + o) mod k`` with ``pi`` a random permutation of
     ``range(n)`` and ``o`` uniform on ``range(k)``. Every value occurs ``floor(n / k)`` or ``ceil(n / k)`` times,
-    and each row's value is exactly uniform: ``P(a_b = j) = sum_o P(o) P(pi(b) = (j - o) mod k (mod k))
-    = (1/k) sum_o P(pi(b) mod k = (j - o) mod k) = 1/k`` (the ``k`` residues partition ``range(n)``)."""
+    and each row's value is exactly uniform: ``P(a_b = j) = sum_o (1/k) P(pi(b) = j - o (mod k))
+    = (1/k) sum_r P(pi(b) = r (mod k)) = 1/k``, as ``j - o`` runs over every residue ``r`` once (without the
+    offset, ``k`` not dividing ``n`` would favour the small residues)."""
     offset = int(torch.randint(k, ()))
     return (torch.randperm(n) + offset) % k
 

@@ -61,6 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="label-shuffle draws of the bias correction (0: plug-in values)")
     p.add_argument("--confidence", type=float, default=0.95, help="level of the bootstrap intervals")
     p.add_argument("--seed", type=int, default=0, help="data seed (dataset mode) and analysis seed")
+    p.add_argument("--per-sample", default="agreement,confidence,lsmi", metavar="M,M,...",
+                   help="run mode: per-sample type methods, some of agreement, confidence, lsmi, cluster "
+                        "(docs/analysis.md compares them)")
     p.add_argument("--device", default="cpu", help="run mode: cpu (default), cuda, cuda:N or auto")
     p.add_argument("--out", required=True, help="directory for analysis.json, the plots and report.html")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
@@ -154,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     load_env_plugins()
     settings = AnalysisSettings(units=args.units, split=args.split, clusters=args.clusters, bootstrap=args.bootstrap,
                                 confidence=args.confidence, seed=args.seed, permutations=args.permutations,
-                                estimator=estimator, quiet=args.quiet)
+                                estimator=estimator, quiet=args.quiet,
+                                per_sample=tuple(m.strip() for m in args.per_sample.split(",") if m.strip()))
     settings.check()
     analysis = analyze(args.run, data=args.data, overrides=data_overrides or None, out=args.out, settings=settings,
                        device=args.device)

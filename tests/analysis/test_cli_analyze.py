@@ -108,6 +108,7 @@ def test_run_mode_output_inside_the_run_is_refused(synib_run: Path, capsys) -> N
     (["--data", "pid-xor", "--confidence", "1.5", "--out", "{tmp}/a"], "confidence"),
     (["--data", "pid-xor", "--n-train", "0", "--out", "{tmp}/a"], "n_train"),
     (["{tmp}", "--mix", "synergistic=1", "--out", "{tmp}/a"], "own data"),
+    (["--data", "pid-xor", "--per-sample", "agreement,nope", "--out", "{tmp}/a"], "per_sample: unknown"),
 ])
 def test_bad_input_is_one_line(args: list[str], message: str, tmp_path: Path, capsys) -> None:
     (tmp_path / "file.txt").write_text("x")

@@ -108,7 +108,7 @@ def model_pair_pid(x_a: Tensor, x_b: Tensor, prediction: Tensor, num_classes: in
     for the bias correction. Returns a :func:`pair_entry`."""
     result = cluster_pid(x_a, x_b, prediction, k=settings.clusters, num_classes=num_classes,
                          bootstrap=settings.bootstrap, ci_level=settings.confidence, seed=settings.seed,
-                         permutations=int(getattr(settings, "model_permutations", 100)), units=settings.units,
+                         permutations=settings.model_permutations, units=settings.units,
                          quiet=True)
     entry = pair_entry(result, *pair)
     entry["warnings"] = list(result.warnings)
@@ -187,7 +187,7 @@ def unimodal_probabilities(run: LoadedRun, splits: DataSplits, heads: Mapping[st
             out[m], temps[m] = calibrated(heads[m], val_heads[m], yv)
         return out, "heads", temps
     c = splits.info.num_classes
-    epochs = int(getattr(settings, "reference_epochs", 100))
+    epochs = settings.reference_epochs
     for j, m in enumerate(modalities):
         model = fit_classifier(splits.train.inputs[m], splits.train.target.long(), splits.val.inputs[m], yv, c,
                                epochs=epochs, seed=settings.seed + 1000 + 10 * j)
@@ -285,7 +285,7 @@ def analyze_run(run: LoadedRun, splits: DataSplits, settings: AnalysisSettings) 
             k = settings.clusters if settings.clusters is not None else auto_k(len(splits.train), c)
             est = cluster_types({m: splits.train.inputs[m] for m in modalities}, splits.train.target,
                                 {m: test.inputs[m] for m in modalities}, y, c, k=k,
-                                pca_dim=getattr(settings, "cluster_pca_dim", None), seed=settings.seed)
+                                pca_dim=settings.cluster_pca_dim, seed=settings.seed)
         if method in ("confidence", "cluster") and settings.units == "nats":  # computed in bits
             est.scores = {t: v * math.log(2.0) for t, v in est.scores.items()}
             est.columns = {k: v * math.log(2.0) for k, v in est.columns.items()}

@@ -371,10 +371,14 @@ def type_metrics(estimate: TypeEstimate, true: Sequence[str], true_types: Sequen
             "recall": recall, "auroc": aurocs}
 
 
+#: the per-sample type methods, in the order ``interplay analyze`` reports them
+METHODS: tuple[str, ...] = ("agreement", "confidence", "lsmi", "cluster")
+
+
 def check_methods(methods: Sequence[str]) -> list[str]:
     """The per-sample methods to run (``settings.per_sample``), checked: one-line :class:`ConfigError` for an
     unknown name."""
-    known = ("agreement", "confidence", "lsmi", "cluster")
+    known = METHODS
     out = []
     for m in methods:
         if m not in known:

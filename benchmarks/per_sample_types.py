@@ -1,4 +1,4 @@
-"""Per-sample interaction types against ground truth (issue 16, part 2): the tables of docs/analysis.md ("Per-sample types").
+"""Per-sample interaction types against ground truth (issue 16, part 2): the tables of docs/analysis.md.
 
 On pid-xor with a known source per sample (default mix redundant .33 / unique1 .165 / unique2 .165 /
 synergistic .34), for every seed: train the runs (default: ``synib``, whose unimodal predictions come from

@@ -146,3 +146,19 @@ def test_auprc_and_f1_exact_values():
     assert f1_at(scores, labels, 2.0) == 0.0  # nothing called positive
     with pytest.raises(DataError, match="differ in length"):
         auprc([0.1, 0.2], [1])
+
+
+def test_fit_temperature_recovers_the_scale_of_overconfident_logits() -> None:
+    """Labels drawn from softmax(z); the logits 3 z are over-confident by T = 3, which the search finds (the NLL
+    at the found T is the minimum over a naive grid too); no samples: T = 1."""
+    from interplay.metrics import fit_temperature
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(20000, 3, generator=g, dtype=torch.float64)
+    y = torch.multinomial(torch.softmax(z, -1), 1, generator=g).squeeze(1)
+    t = fit_temperature(3 * z, y)
+    assert abs(t - 3.0) < 0.1
+    grid = torch.linspace(1.0, 5.0, 401, dtype=torch.float64)
+    nll = [float(torch.nn.functional.cross_entropy(3 * z / s, y)) for s in grid]
+    assert float(torch.nn.functional.cross_entropy(3 * z / t, y)) <= min(nll) + 1e-9
+    assert fit_temperature(z[:0], y[:0]) == 1.0

@@ -224,3 +224,30 @@ def selection_score(key: str, value: float | None) -> float:
     if value is None or math.isnan(value):
         return -math.inf
     return -value if key in LOWER_IS_BETTER else value
+
+
+def fit_temperature(logits: Tensor, target: Tensor, lo: float = -5.0, hi: float = 5.0, steps: int = 80) -> float:
+    r"""The temperature ``T`` minimising the NLL of ``softmax(logits / T)`` on held-out samples (``logits``
+    ``(N, C)``, ``target`` ``(N,)``; computed in the logits' dtype): golden-section search of ``log T`` in
+    ``[lo, hi]`` (the NLL is convex in ``1 / T``). 1.0 for no samples."""
+    if len(target) == 0:
+        return 1.0
+    y = target.long()
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(logits / math.exp(log_t), y))
+
+    g = (math.sqrt(5) - 1) / 2
+    a, b = lo, hi
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = nll(c), nll(d)
+    for _ in range(steps):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = nll(d)
+    return math.exp((a + b) / 2)

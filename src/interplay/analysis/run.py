@@ -44,7 +44,7 @@ from ..data import DataSplits
 from ..engine.evaluation import evaluate
 from ..engine.reload import LoadedRun, load_run
 from ..errors import DataError
-from ..metrics import accuracy, accuracy_by_group
+from ..metrics import accuracy, accuracy_by_group, fit_temperature
 from ..pid.cluster import ClusterPIDResult, auto_k, cluster_pid
 from ..pid.lsmi import fit_classifier, lsmi
 from .settings import AnalysisSettings
@@ -127,31 +127,10 @@ def _reference_dirs(run: LoadedRun) -> dict[str, Path] | None:
     return dirs
 
 
-def temperature(logits: Tensor, target: Tensor, lo: float = -5.0, hi: float = 5.0, steps: int = 80) -> float:
-    r"""The temperature ``T`` minimising the validation NLL of ``softmax(logits / T)`` (``logits`` ``(N, C)``,
-    ``target`` ``(N,)``): golden-section search of ``log T`` in ``[lo, hi]`` (the NLL is convex in ``1 / T``).
-    1.0 for an empty split."""
-    if len(target) == 0:
-        return 1.0
-    z, y = logits.double(), target.long()
-
-    def nll(log_t: float) -> float:
-        return float(torch.nn.functional.cross_entropy(z / math.exp(log_t), y))
-
-    g = (math.sqrt(5) - 1) / 2
-    a, b = lo, hi
-    c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = nll(c), nll(d)
-    for _ in range(steps):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - g * (b - a)
-            fc = nll(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + g * (b - a)
-            fd = nll(d)
-    return math.exp((a + b) / 2)
+def temperature(logits: Tensor, target: Tensor) -> float:
+    """The validation temperature of ``logits`` ``(N, C)`` (float64; :func:`interplay.metrics.fit_temperature`,
+    ``log T`` in ``[-5, 5]``)."""
+    return fit_temperature(logits.double(), target, -5.0, 5.0, 80)
 
 
 def calibrated(test_logits: Tensor, val_logits: Tensor, val_target: Tensor) -> tuple[Tensor, float]:

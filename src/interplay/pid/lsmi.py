@@ -59,6 +59,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
 from ..layers import mlp
+from ..metrics import fit_temperature
 from .cluster import kmeans
 from .estimator import (
     LabelledData,
@@ -181,29 +182,14 @@ def fit_classifier(x: Tensor, y: Tensor, x_val: Tensor, y_val: Tensor, num_class
 
 
 def _fit_temperature(model: _Classifier, x: Tensor, y: Tensor) -> None:
-    """One-parameter temperature scaling by a golden-section search of ``log T`` in ``[-3, 3]``."""
+    """One-parameter temperature scaling (:func:`interplay.metrics.fit_temperature`, ``log T`` in ``[-3, 3]``),
+    kept only where it lowers the validation NLL."""
     with torch.no_grad():
         logits = model.net(x)
-
-    def nll(log_t: float) -> float:
-        return float(-torch.log_softmax(logits / math.exp(log_t), -1).gather(1, y[:, None]).mean())
-
-    a, b = -3.0, 3.0
-    g = (math.sqrt(5) - 1) / 2
-    c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = nll(c), nll(d)
-    for _ in range(60):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - g * (b - a)
-            fc = nll(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + g * (b - a)
-            fd = nll(d)
-    best = (a + b) / 2
-    if nll(best) < nll(0.0):
-        model.log_t.fill_(best)
+    t = fit_temperature(logits, y, -3.0, 3.0, 60)
+    nll = torch.nn.functional.cross_entropy
+    if float(nll(logits / t, y.long())) < float(nll(logits, y.long())):
+        model.log_t.fill_(math.log(t))
 
 
 # ---------------------------------------------------------------------------------------------- densities

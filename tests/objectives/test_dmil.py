@@ -17,8 +17,8 @@ from interplay.models import build_model
 from interplay.objectives import METHODS, EvalOutput, TrainState
 
 from ..conftest import make_config
+from .conftest import MIX
 
-MIX = "redundant=0.25,unique1=0.25,unique2=0.25,synergistic=0.25"
 TINY_MODEL = {"encoder_hidden": [16], "fusion_hidden": [16]}
 
 
@@ -28,11 +28,6 @@ def make(data, dim=8, **kw):
     obj = METHODS.get("dmil")(dim=dim, **kw)
     obj.setup(model, data)
     return model, obj
-
-
-@pytest.fixture(scope="module")
-def data2():
-    return pid_xor(seed=0, n_train=96, n_test=48, val_fraction=0.25, mix=MIX)
 
 
 @pytest.fixture(scope="module")

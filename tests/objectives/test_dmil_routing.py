@@ -8,30 +8,17 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from interplay.config import ModelConfig
-from interplay.data import pid_xor
 from interplay.engine import train
 from interplay.errors import ConfigError
 from interplay.models import build_model
 from interplay.objectives import METHODS, EvalOutput, TrainState
 
 from ..conftest import make_config
+from .conftest import MIX
+from .test_dmil import make
 
-MIX = "redundant=0.25,unique1=0.25,unique2=0.25,synergistic=0.25"
 COMPONENTS = ("R", "U1", "U2", "S")
 SOURCE_OF = {"R": "redundant", "U1": "unique1", "U2": "unique2", "S": "synergistic"}
-
-
-@pytest.fixture(scope="module")
-def data2():
-    return pid_xor(seed=0, n_train=96, n_test=48, val_fraction=0.25, mix=MIX)
-
-
-def make(data, dim=8, **kw):
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(encoder_hidden=[16], fusion_hidden=[16]), data.info)
-    obj = METHODS.get("dmil")(dim=dim, **kw)
-    obj.setup(model, data)
-    return model, obj
 
 
 def random_eval_output(names, n=300, seed=0):

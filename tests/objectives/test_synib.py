@@ -543,17 +543,25 @@ def _synib_loss_inputs(b: int = 6, t: int = 7, d: int = 5):
     return embeds, {"image": image, "text": text}, torch.randint(0, 3, (b,), generator=g)
 
 
+def _recording_forward():
+    """A linear model of the attended embeddings ``(B, T, 5) -> (B, 3)`` that records every call's
+    ``(embeds, attention)``: ``(forward, calls, head)``."""
+    head = torch.nn.Linear(5, 3)
+    calls: list = []
+
+    def forward(e, a):
+        calls.append((e, a))
+        return head((e * a[..., None]).sum(1))
+
+    return forward, calls, head
+
+
 @pytest.mark.parametrize("fill", ["noise", "shuffle", "drop"])
 def test_synib_loss_withholds_exactly_the_modality_positions(fill):
     from interplay.objectives.synib import SynIBLoss
 
     embeds, masks, labels = _synib_loss_inputs()
-    head = torch.nn.Linear(5, 3)
-    seen = []
-
-    def forward(e, a):
-        seen.append((e, a))
-        return head((e * a[..., None]).sum(1))
+    forward, seen, head = _recording_forward()
 
     loss_fn = SynIBLoss(lam=2.0, fill=fill).train()
     loss, logits = loss_fn(forward, embeds, masks, labels)
@@ -582,12 +590,7 @@ def test_synib_loss_random_modality_is_one_sequence_with_one_modality_per_row(fi
     from interplay.objectives.synib import SynIBLoss
 
     embeds, masks, labels = _synib_loss_inputs()
-    head = torch.nn.Linear(5, 3)
-    seen = []
-
-    def forward(e, a):
-        seen.append((e, a))
-        return head((e * a[..., None]).sum(1))
+    forward, seen, head = _recording_forward()
 
     loss_fn = SynIBLoss(lam=2.0, fill=fill, random_modality=True).train()
     torch.manual_seed(0)

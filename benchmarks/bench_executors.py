@@ -24,17 +24,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-TINY = """
-name: tiny
-seeds: 2
-model: {encoder_hidden: [8], fusion_hidden: [8]}
-train: {epochs: 1, batch_size: 64}
-datasets:
-  - {name: pid-xor, label: xor, params: {mix: "redundant=0.5,synergistic=0.5", n_train: 100, n_test: 50}}
-methods:
-  - joint
-  - {name: conf_penalty, params: {beta: 0.1}}
-"""
+#: the 4-cell grid the bench tests use too (tests/bench/helpers.py)
+TINY_GRID = Path(__file__).with_name("tiny_grid.yaml")
 
 TIMING = ("wall_s", "train_time_s")
 
@@ -66,10 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-executors-"))
     root.mkdir(parents=True, exist_ok=True)
-    grid = args.grid
-    if grid == "tiny":
-        grid = str(root / "tiny.yaml")
-        Path(grid).write_text(TINY)
+    grid = str(TINY_GRID) if args.grid == "tiny" else args.grid
     walls: dict[str, list[float]] = {"local": [], "ray": []}
     equal = True
     try:

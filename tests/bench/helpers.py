@@ -9,18 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-#: a grid of 4 cells that trains in about a second in total (once torch is warm)
-TINY = """
-name: tiny
-seeds: 2
-model: {encoder_hidden: [8], fusion_hidden: [8]}
-train: {epochs: 1, batch_size: 64}
-datasets:
-  - {name: pid-xor, label: xor, params: {mix: "redundant=0.5,synergistic=0.5", n_train: 100, n_test: 50}}
-methods:
-  - joint
-  - {name: conf_penalty, params: {beta: 0.1}}
-"""
+#: a grid of 4 cells that trains in about a second in total (once torch is warm); the executors benchmark runs it too
+TINY = (Path(__file__).resolve().parents[2] / "benchmarks" / "tiny_grid.yaml").read_text()
 
 #: metric columns compare; timing columns differ between two runs of the same grid
 TIMING_COLUMNS = ("wall_s", "train_time_s")

@@ -2,7 +2,8 @@
 
     interplay analyze --data NAME [--data-root PATH] [--mix k=v,...] [--set data.KEY=VALUE ...]
                       [--n-train N] [--n-test N] [--units bits|nats] [--split all|train|val|test] [--clusters K]
-                      [--bootstrap B] [--permutations P] [--confidence C] [--seed S]
+                      [--clusterer gmm|kmeans] [--correction bootstrap|shuffle] [--bootstrap B] [--permutations P]
+                      [--confidence C] [--seed S]
                       [--set estimator.KEY=VALUE ...] --out DIR [--quiet]
     interplay analyze RUN_DIR [the analysis options above, no data options] [--device D] --out DIR [--quiet]
 
@@ -16,8 +17,9 @@ types of its test samples. Writes ``analysis.json``, ``per_sample.csv`` (run mod
 The options mirror ``interplay pid``'s: ``--clusters`` (alias ``--k``), ``--bootstrap``, ``--permutations``,
 ``--split``, ``--units``, ``--seed`` (the data seed in dataset mode, as for ``interplay pid``, and the seed of the
 clustering and resampling), ``--set estimator.KEY=VALUE`` (any other field of the cluster estimator's settings,
-e.g. ``estimator.row_normalize=true``). Bad input raises :class:`interplay.errors.InterplayError` subclasses (one
-line, exit 2).
+e.g. ``estimator.row_normalize=true``). Two defaults differ from ``interplay pid``'s, for the measured reasons in
+docs/analysis.md ("Which discretiser"): ``--clusterer gmm`` (not ``kmeans``) and ``--correction bootstrap`` (not
+``shuffle``). Bad input raises :class:`interplay.errors.InterplayError` subclasses (one line, exit 2).
 """
 
 from __future__ import annotations
@@ -55,7 +57,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
                    help="which split(s) the dataset PID pools")
     p.add_argument("--clusters", "--k", dest="clusters", type=int,
-                   help="k-means clusters per modality (default: auto from N and |Y|, as `interplay pid`)")
+                   help="clusters per modality (default: auto from N and |Y|, as `interplay pid`)")
+    p.add_argument("--clusterer", choices=["gmm", "kmeans"], default="gmm",
+                   help="discretiser of each modality: full-covariance Gaussian mixture (default) or k-means")
+    p.add_argument("--correction", choices=["bootstrap", "shuffle"], default="bootstrap",
+                   help="bias subtracted from the plug-in PID: bootstrap estimate (default) or label-shuffle null mean")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap draws of the intervals (0: none)")
     p.add_argument("--permutations", type=int, default=100,
                    help="label-shuffle draws of the bias correction (0: plug-in values)")
@@ -155,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{first}: a run is analysed on its own data (its config.yaml); dataset options apply to "
                           f"--data (use `interplay evaluate` for a run on other data)")
     load_env_plugins()
-    settings = AnalysisSettings(units=args.units, split=args.split, clusters=args.clusters, bootstrap=args.bootstrap,
+    settings = AnalysisSettings(units=args.units, split=args.split, clusters=args.clusters, clusterer=args.clusterer,
+                                correction=args.correction, bootstrap=args.bootstrap,
                                 confidence=args.confidence, seed=args.seed, permutations=args.permutations,
                                 estimator=estimator, quiet=args.quiet,
                                 per_sample=tuple(m.strip() for m in args.per_sample.split(",") if m.strip()))

@@ -40,6 +40,24 @@ def test_dataset_mode_writes_the_analysis_and_prints_its_numbers(tmp_path: Path,
         assert (out / name).is_file()
 
 
+def test_acceptance_command_covers_the_generators_structure(tmp_path: Path, capsys) -> None:
+    """Issue 16's command, with its defaults (N = 6000, gmm discretiser, bootstrap bias correction, 200 draws): the
+    95 % interval of R and S covers the generator's 0.5 bits each, and those of U1, U2 cover 0."""
+    out = tmp_path / "a"
+    code, _, stderr = run_cli(["analyze", "--data", "pid-xor", "--set", f"data.mix={MIX}", "--quiet", "--out", out],
+                              capsys)
+    assert code == 0, stderr
+    dataset = json.loads((out / "analysis.json").read_text())["dataset"]
+    assert dataset["n"] == 6000 and dataset["settings"]["clusterer"] == "gmm"
+    assert dataset["settings"]["correction"] == "bootstrap"
+    (pair,) = dataset["pairs"]
+    for q, truth in ((pair["redundancy"], pair["truth"]["redundancy"]), (pair["synergy"], pair["truth"]["synergy"]),
+                     *((pair["unique"][m], pair["truth"]["unique"][m]) for m in ("x1", "x2"))):
+        lo, hi = q["interval"]
+        assert lo <= truth <= hi and hi - lo < 0.03, (q, truth)
+    assert pair["truth"]["redundancy"] == pytest.approx(0.5) and pair["truth"]["synergy"] == pytest.approx(0.5)
+
+
 @pytest.fixture(scope="module")
 def synib_run(tmp_path_factory) -> Path:
     """A tiny synib run on the redundant/synergistic pid-xor mix, trained through the command line."""
@@ -104,6 +122,7 @@ def test_run_mode_output_inside_the_run_is_refused(synib_run: Path, capsys) -> N
     (["--data", "pid-xor", "--set", "estimator.nope=1", "--out", "{tmp}/a"], "estimator.nope"),
     (["--data", "pid-xor", "--set", "estimator.modalities=x1,x2", "--out", "{tmp}/a"], "every pair"),
     (["--data", "pid-xor", "--clusters", "1", "--out", "{tmp}/a"], "clusters"),
+    (["--data", "pid-xor", "--set", "estimator.clusterer=kmeans", "--out", "{tmp}/a"], "--clusterer"),
     (["--data", "pid-xor", "--bootstrap", "-1", "--out", "{tmp}/a"], "bootstrap"),
     (["--data", "pid-xor", "--confidence", "1.5", "--out", "{tmp}/a"], "confidence"),
     (["--data", "pid-xor", "--n-train", "0", "--out", "{tmp}/a"], "n_train"),

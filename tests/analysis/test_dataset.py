@@ -17,11 +17,11 @@ from interplay.errors import ConfigError
 from interplay.pid import broja
 from interplay.pid.cluster import empirical_pmf
 
-#: the discretisation tolerance (bits) of docs/analysis.md: k-means on raw pid-xor features loses information, so
-#: the corrected atoms approach the latent truth from below; the same 0.25 bits as tests/data/test_groundtruth.py
-#: (measured in these tests: R short by 0.06-0.10 at N = 1500 and by 0.15-0.20 for the 3-modality pairs at N = 900,
-#: S by 0.07; see docs/analysis.md)
-TOLERANCE = 0.25
+#: how far (bits) the corrected atoms may lie from the latent truth at these small sizes (N = 900-1500, 30 draws):
+#: measured with the default gmm discretiser, R +0.017 / S -0.038 at N = 1500, R -0.057 on the redundant mix,
+#: R -0.026 for the 3-modality pairs (k-means missed by 0.06-0.20). At the acceptance size (N = 6000) the interval
+#: covers the truth: tests/analysis/test_cli_analyze.py
+TOLERANCE = 0.08
 SMALL = {"bootstrap": 30, "permutations": 30, "quiet": True}
 
 
@@ -53,12 +53,10 @@ def test_redundant_synergistic_mix_matches_ground_truth(mixed: dict) -> None:
         q = pair[atom]
         lo, hi = q["interval"]
         assert lo < q["value"] < hi
-        # from below, within the documented discretisation tolerance (the interval does not cover the latent
-        # truth: it is sampling variability at fixed clusters; docs/analysis.md)
-        assert lo <= truth[atom] and truth[atom] - q["value"] <= TOLERANCE, (atom, q, truth[atom])
+        assert abs(truth[atom] - q["value"]) <= TOLERANCE, (atom, q, truth[atom])
         assert lo > 0.2  # clearly present
-    for m in ("x1", "x2"):  # unique ~ 0: far below R and S (k-means of x2 keeps less of the redundant bit)
-        assert abs(pair["unique"][m]["value"]) < 0.15
+    for m in ("x1", "x2"):  # unique ~ 0: far below R and S
+        assert abs(pair["unique"][m]["value"]) < 0.02
     # S is significant: interval above 0 and the conditional-independence null rejected
     assert pair["p_synergy_conditional"] <= 0.05
     present, _ = synergy_present(pair, 0.05)
@@ -98,7 +96,7 @@ def test_purely_redundant_mix_has_no_synergy() -> None:
     (pair,) = sec["pairs"]
     assert pair["truth"]["redundancy"] == pytest.approx(1.0) and pair["truth"]["synergy"] == pytest.approx(0.0)
     assert abs(pair["synergy"]["value"]) < 0.05
-    assert 1.0 - pair["redundancy"]["value"] <= TOLERANCE
+    assert abs(1.0 - pair["redundancy"]["value"]) <= TOLERANCE
     assert synergy_present(pair, 0.05)[0] is False
     text = " ".join(sec["recommendation"]["text"])
     assert sec["recommendation"]["evidence"]["synergistic_pairs"] == []
@@ -114,7 +112,7 @@ def test_three_modalities_give_three_pairs_and_the_higher_order_information() ->
         assert pair["truth"]["redundancy"] == pytest.approx(0.5) and pair["truth"]["synergy"] == pytest.approx(0.0)
         assert abs(pair["synergy"]["value"]) < 0.06
         assert synergy_present(pair, 0.05)[0] is False
-        assert 0.5 - pair["redundancy"]["value"] <= TOLERANCE
+        assert abs(0.5 - pair["redundancy"]["value"]) <= TOLERANCE
     mi = sec["mi"]
     assert set(mi) == {"x1", "x2", "x3", "all"}
     assert mi["all"]["truth"] == pytest.approx(1.0)
@@ -216,6 +214,12 @@ def test_settings_validation_and_estimator_fields() -> None:
         cluster_settings(AnalysisSettings(estimator={"modalities": "x1,x2"}))
     with pytest.raises(ConfigError, match="estimator.nope"):
         cluster_settings(AnalysisSettings(estimator={"nope": 1}))
+    with pytest.raises(ConfigError, match="clusterer"):
+        cluster_settings(AnalysisSettings(clusterer="spectral"))
+    with pytest.raises(ConfigError, match="correction"):
+        cluster_settings(AnalysisSettings(correction="jackknife"))
+    assert cluster_settings(AnalysisSettings()).correction == "bootstrap"
+    assert cluster_settings(AnalysisSettings(bootstrap=0)).correction == "shuffle"  # no draws to estimate it from
     cs = cluster_settings(AnalysisSettings(clusters=5, estimator={"row_normalize": "true", "pca_dim": 2}))
     assert cs.k == 5 and cs.row_normalize is True and cs.pca_dim == 2
     import interplay

@@ -214,3 +214,30 @@ def test_embeddings_from_model_encoders() -> None:
     assert res.settings["input"] == "embeddings" and res.settings["dims"] == [8, 8]
     with pytest.raises(ConfigError, match="encode"):
         embeddings_from(torch.nn.Linear(2, 2), splits.test)
+
+
+def test_bootstrap_correction_follows_the_tables_own_bias() -> None:
+    """``correction="bootstrap"`` subtracts Efron's estimate ``mean(boot) - plug-in``: about the shuffle mean on an
+    information-free table, far below it on a nearly deterministic one (where the shuffle over-corrects)."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    x1, x2, y = rng.normal(size=(n, 3)), rng.normal(size=(n, 3)), rng.integers(0, 2, n)
+    with pytest.warns(UserWarning, match="cells"):
+        res = cluster_pid(x1, x2, y, k=20, permutations=20, bootstrap=40, seed=0, correction="bootstrap")
+    for a in ATOMS:
+        assert res.bias[a] == pytest.approx(res.boot_draws[a].mean() - getattr(res.plugin, a))
+        assert res.corrected[a] == pytest.approx(getattr(res.plugin, a) - res.bias[a])
+    assert res.bias["synergy"] > 0.5 * res.null_mean["synergy"] > 0.03  # independent: most of the plug-in bias
+    assert res.settings["correction"] == "bootstrap"
+    # parity of two 10-valued cells: the label is a function of the cells (1 bit of synergy), the plug-in is nearly
+    # unbiased, while the shuffle mean is the bias of 200 information-free cells
+    c1, c2 = rng.integers(0, 10, n), rng.integers(0, 10, n)
+    parity = cluster_pid(c1[:, None] + 0.01 * rng.normal(size=(n, 1)), c2[:, None] + 0.01 * rng.normal(size=(n, 1)),
+                         (c1 + c2) % 2, k=10, permutations=20, bootstrap=40, seed=0, correction="bootstrap")
+    assert parity.null_mean["synergy"] > 0.015 and abs(parity.bias["synergy"]) < 0.005
+    assert parity.corrected["synergy"] == pytest.approx(1.0, abs=0.01)
+    assert parity.plugin.synergy - parity.null_mean["synergy"] < 0.99  # what the shuffle correction would report
+    with pytest.raises(ConfigError, match="needs bootstrap draws"):
+        cluster_pid(x1, x2, y, k=2, bootstrap=0, correction="bootstrap")
+    with pytest.raises(ConfigError, match="correction"):
+        cluster_pid(x1, x2, y, k=2, correction="jackknife")

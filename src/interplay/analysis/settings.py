@@ -11,6 +11,10 @@ from ..errors import ConfigError
 UNITS: tuple[str, ...] = ("bits", "nats")
 #: the splits the dataset-level PID can pool
 SPLITS: tuple[str, ...] = ("all", "train", "val", "test")
+#: how the dataset-level PID discretises each modality (:attr:`interplay.pid.cluster.ClusterSettings.clusterer`)
+CLUSTERERS: tuple[str, ...] = ("gmm", "kmeans")
+#: the bias corrections of the dataset-level PID (:attr:`interplay.pid.cluster.ClusterSettings.correction`)
+CORRECTIONS: tuple[str, ...] = ("bootstrap", "shuffle")
 
 
 @dataclass
@@ -19,7 +23,16 @@ class AnalysisSettings:
 
     units: ``"bits"`` or ``"nats"`` for every information quantity written.
     split: which split the dataset-level PID uses (``"all"`` = train+val+test, as ``interplay pid`` does).
-    clusters: k-means clusters per modality for the cluster estimator (``None``: the estimator's own rule).
+    clusters: clusters per modality for the cluster estimator (``None``: the estimator's rule,
+        ``floor(sqrt(N / (10 |Y|)))`` clipped to ``[2, 20]``).
+    clusterer: how the cluster estimator discretises each modality: ``"gmm"`` (default: a full-covariance Gaussian
+        mixture, which recovers pid-xor's known PID within its interval) or ``"kmeans"`` (the PID repository's
+        choice, which loses 0.05-0.1 bits there; docs/analysis.md, "Which discretiser").
+    correction: the bias subtracted from the plug-in PID: ``"bootstrap"`` (default: Efron's bootstrap bias
+        estimate, which follows the table's own bias) or ``"shuffle"`` (the label-shuffle null mean, ``interplay
+        pid``'s default, which over-corrects a nearly deterministic table by up to 0.015 bits of synergy on pid-xor;
+        docs/analysis.md). With ``bootstrap = 0`` there are no draws to estimate it from and the shuffle mean is
+        used (``analysis.json`` records the correction applied).
     bootstrap: bootstrap resamples for the intervals (0 = no interval).
     confidence: level of the bootstrap interval.
     seed: seed for clustering, bootstrap and the per-sample reference classifiers.
@@ -38,6 +51,8 @@ class AnalysisSettings:
     units: str = "bits"
     split: str = "all"
     clusters: int | None = None
+    clusterer: str = "gmm"
+    correction: str = "bootstrap"
     bootstrap: int = 200
     confidence: float = 0.95
     seed: int = 0
@@ -57,6 +72,10 @@ class AnalysisSettings:
             raise ConfigError(f"split: expected one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.clusters is not None and (isinstance(self.clusters, bool) or self.clusters < 2):
             raise ConfigError(f"clusters: expected an integer >= 2, got {self.clusters}")
+        if self.clusterer not in CLUSTERERS:
+            raise ConfigError(f"clusterer: expected gmm or kmeans, got {self.clusterer!r}")
+        if self.correction not in CORRECTIONS:
+            raise ConfigError(f"correction: expected bootstrap or shuffle, got {self.correction!r}")
         for name in ("bootstrap", "permutations", "model_permutations"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -71,6 +71,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
 from ..estimators import as_2d
+from .clustering import KMeansResult, gaussian_mixture, kmeans
 from .estimator import (
     LabelledData,
     LabelledSplits,
@@ -99,80 +100,6 @@ __all__ = [
 ATOMS: tuple[str, ...] = ("redundancy", "unique1", "unique2", "synergy")
 _INFO = ("i_x1_y", "i_x2_y", "i_x1x2_y")
 _LN2 = math.log(2.0)
-
-
-# ---------------------------------------------------------------------------------------------- k-means
-@dataclass
-class KMeansResult:
-    """k-means of ``(N, d)`` points: ``labels`` ``(N,)`` int64 in ``[0, k)``, ``centers`` ``(k, d)``,
-    ``inertia`` (sum of squared distances to the assigned centre), Lloyd ``iterations`` of the best start."""
-
-    labels: np.ndarray
-    centers: np.ndarray
-    inertia: float
-    iterations: int
-
-
-def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding: each new centre drawn with probability proportional to ``D(x)^2``."""
-    n = x.shape[0]
-    centers = [x[int(torch.randint(n, (1,), generator=gen))]]
-    d2 = ((x - centers[0]) ** 2).sum(1)
-    for _ in range(1, k):
-        total = float(d2.sum())
-        idx = int(torch.multinomial(d2 / total, 1, generator=gen)) if total > 0 else int(
-            torch.randint(n, (1,), generator=gen))
-        centers.append(x[idx])
-        d2 = torch.minimum(d2, ((x - x[idx]) ** 2).sum(1))
-    return torch.stack(centers)
-
-
-def kmeans(x: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_init: int = 4, max_iter: int = 100,
-           tol: float = 1e-6) -> KMeansResult:
-    r"""Lloyd's k-means with k-means++ seeding (torch, float64), best of ``n_init`` starts.
-
-    Minimises ``sum_n ||x_n - c_{a(n)}||^2`` over centres ``c`` ``(k, d)`` and assignments ``a``. Each
-    Lloyd step assigns every point to its nearest centre and moves each centre to the mean of its
-    points; an emptied cluster is re-seeded at the point farthest from its centre. Stops when the
-    relative decrease of the inertia is below ``tol``. Deterministic for a given ``seed``.
-
-    Args:
-        x: ``(N, d)`` points (``(N, ...)`` is flattened).
-        k: number of clusters, ``1 <= k <= N``.
-    """
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x.detach().cpu())
-    t = t.reshape(t.shape[0], -1).to(torch.float64)
-    n = t.shape[0]
-    if not 1 <= k <= n:
-        raise ConfigError(f"k-means: k must lie in [1, N={n}], got {k}")
-    gen = torch.Generator().manual_seed(int(seed))
-    best: KMeansResult | None = None
-    for _ in range(max(1, n_init)):
-        c = _kmeans_pp(t, k, gen)
-        prev = math.inf
-        it = 0
-        for it in range(1, max_iter + 1):  # noqa: B007 - iteration count is reported
-            d2 = torch.cdist(t, c).pow(2)
-            dmin, a = d2.min(1)
-            inertia = float(dmin.sum())
-            counts = torch.bincount(a, minlength=k)
-            sums = torch.zeros_like(c).index_add_(0, a, t)
-            c = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], c)
-            for empty in torch.nonzero(counts == 0).flatten().tolist():  # re-seed empty clusters
-                far = int(dmin.argmax())
-                c[empty] = t[far]
-                dmin[far] = 0.0
-            if math.isfinite(prev) and prev - inertia <= tol * prev and not bool((counts == 0).any()):
-                break
-            prev = inertia
-        d2 = torch.cdist(t, c).pow(2)
-        dmin, a = d2.min(1)
-        res = KMeansResult(labels=a.numpy().astype(np.int64), centers=c.numpy(), inertia=float(dmin.sum()),
-                           iterations=it)
-        if best is None or res.inertia < best.inertia:
-            best = res
-    assert best is not None
-    return best
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -249,7 +176,15 @@ class ClusterSettings:
         pca_dim: optionally project each modality on its top ``pca_dim`` principal components first.
         units: ``"bits"`` (default) or ``"nats"`` for every information value of the result (the PID
             repository reports nats); p-values, counts and settings do not change.
-        n_init: k-means restarts.
+        n_init: restarts of the discretiser (k-means starts, or EM starts for ``gmm``).
+        clusterer: how each modality is discretised: ``"kmeans"`` (Lloyd, spherical Voronoi cells; the PID
+            repository's choice) or ``"gmm"`` (a full-covariance Gaussian mixture fitted by EM, every sample assigned
+            to its most responsible component: :func:`interplay.pid.clustering.gaussian_mixture`). ``gmm`` follows
+            elongated class clouds that k-means cuts across (docs/analysis.md, "Which discretiser").
+        correction: the bias subtracted from every plug-in value: ``"shuffle"`` (the label-shuffle null mean, exact
+            for an information-free table, an over-correction of up to that mean for a nearly deterministic one) or
+            ``"bootstrap"`` (Efron's bootstrap bias estimate ``mean(boot) - plug-in``, which follows the table's own
+            bias in both regimes; needs ``bootstrap > 0``). The permutation nulls and p-values do not depend on it.
         min_per_cell: the average samples per cell ``N / (K1 K2 |Y|)`` below which a warning is raised
             (and the target of :func:`auto_k`).
         ci_level: coverage of the bootstrap interval.
@@ -269,6 +204,8 @@ class ClusterSettings:
     pca_dim: int | None = None
     units: Literal["bits", "nats"] = "bits"
     n_init: int = 4
+    clusterer: Literal["kmeans", "gmm"] = "kmeans"
+    correction: Literal["shuffle", "bootstrap"] = "shuffle"
     min_per_cell: float = 10.0
     ci_level: float = 0.95
     chunk: int = 50
@@ -286,7 +223,9 @@ class ClusterPIDResult:
     Attributes:
         plugin: :class:`PIDResult` of the empirical pmf ``P_hat`` (shape ``(K1, K2, |Y|)`` in ``plugin.q``'s shape).
         pmf: ``P_hat`` itself.
-        corrected: atom -> plug-in minus the label-shuffle null mean (may be negative).
+        corrected: atom -> plug-in minus :attr:`bias` (may be negative).
+        bias: atom and ``i_x1_y``, ``i_x2_y``, ``i_x1x2_y`` -> the bias subtracted (the label-shuffle null mean or
+            the bootstrap bias estimate, :attr:`ClusterSettings.correction`; empty without a correction).
         null_mean, null_std: atom (and ``i_x1_y``, ``i_x2_y``, ``i_x1x2_y``) -> mean / std over the
             label-shuffle draws.
         p_value: atom -> fraction of label-shuffle draws (plus one) at or above the plug-in value,
@@ -317,6 +256,7 @@ class ClusterPIDResult:
     labels2: np.ndarray
     settings: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    bias: dict[str, float] = field(default_factory=dict)
     null_draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     conditional_null_draws: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     boot_draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -331,7 +271,7 @@ class ClusterPIDResult:
                         "ci_low": self.ci_low.get(a), "ci_high": self.ci_high.get(a),
                         "boot_std": self.boot_std.get(a), "p_value": self.p_value.get(a)}
         info = {k: {"plugin": getattr(self.plugin, k), "null_mean": self.null_mean.get(k),
-                    "corrected": getattr(self.plugin, k) - self.null_mean.get(k, 0.0)} for k in _INFO}
+                    "corrected": getattr(self.plugin, k) - self.bias.get(k, 0.0)} for k in _INFO}
         return {"units": self.units, "atoms": atoms, "information": info,
                 "synergy_conditional_null_mean": self.synergy_conditional_null_mean,
                 "p_synergy_conditional": self.p_synergy_conditional,
@@ -371,6 +311,25 @@ class ClusterPIDResult:
 
 
 # ---------------------------------------------------------------------------------------------- estimator
+def _discretise(p1: np.ndarray, p2: np.ndarray, k1: int, k2: int,
+                s: ClusterSettings) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Cluster labels of both modalities (seeds ``s.seed`` and ``s.seed + 1``) with ``s.clusterer``, and what the
+    fit reports (iterations, inertia or mean log-likelihood)."""
+    if s.clusterer == "kmeans":
+        km1 = kmeans(p1, k1, seed=s.seed, n_init=s.n_init)
+        km2 = kmeans(p2, k2, seed=s.seed + 1, n_init=s.n_init)
+        return km1.labels, km2.labels, {"n_init": s.n_init, "init": "k-means++",
+                                        "iterations": [km1.iterations, km2.iterations],
+                                        "inertia": [km1.inertia, km2.inertia]}
+    if s.clusterer == "gmm":
+        g1 = gaussian_mixture(p1, k1, seed=s.seed, n_init=s.n_init)
+        g2 = gaussian_mixture(p2, k2, seed=s.seed + 1, n_init=s.n_init)
+        return g1.labels, g2.labels, {"n_init": s.n_init, "init": "k-means++", "covariance": "full",
+                                      "iterations": [g1.iterations, g2.iterations],
+                                      "log_likelihood": [g1.log_likelihood, g2.log_likelihood]}
+    raise ConfigError(f"cluster PID: clusterer must be kmeans or gmm, got {s.clusterer!r}")
+
+
 def cluster_pid(x1: Any, x2: Any, y: Any, settings: ClusterSettings | None = None,
                 **options: Any) -> ClusterPIDResult:
     r"""Dataset-level PID of two continuous modalities by k-means discretisation and exact BROJA PID.
@@ -397,8 +356,7 @@ def cluster_pid(x1: Any, x2: Any, y: Any, settings: ClusterSettings | None = Non
 def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDResult:
     """:func:`cluster_pid` with resolved settings."""
     k, num_classes, permutations, bootstrap, seed = s.k, s.num_classes, s.permutations, s.bootstrap, s.seed
-    standardize, pca_dim, n_init, min_per_cell, ci_level = s.standardize, s.pca_dim, s.n_init, s.min_per_cell, \
-        s.ci_level
+    standardize, pca_dim, min_per_cell, ci_level = s.standardize, s.pca_dim, s.min_per_cell, s.ci_level
     chunk, quiet = s.chunk, s.quiet
     scale = unit_scale(s.units, "cluster PID: units")
     a1, a2 = as_2d(x1, "x1", check_finite=True), as_2d(x2, "x2", check_finite=True)
@@ -426,6 +384,10 @@ def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDR
         raise ConfigError(f"cluster PID: ci_level must lie in (0, 1), got {ci_level}")
     if pca_dim is not None and pca_dim < 1:
         raise ConfigError(f"cluster PID: pca_dim must be a positive integer, got {pca_dim}")
+    if s.correction not in ("shuffle", "bootstrap"):
+        raise ConfigError(f"cluster PID: correction must be shuffle or bootstrap, got {s.correction!r}")
+    if s.correction == "bootstrap" and bootstrap == 0:
+        raise ConfigError("cluster PID: correction=bootstrap needs bootstrap draws (bootstrap > 0)")
 
     warns: list[str] = []
     k_auto = auto_k(n, ny, min_per_cell=min_per_cell)
@@ -446,9 +408,7 @@ def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDR
 
     p1 = _prepare(a1, standardize, pca_dim, s.row_normalize)
     p2 = _prepare(a2, standardize, pca_dim, s.row_normalize)
-    km1 = kmeans(p1, k1, seed=seed, n_init=n_init)
-    km2 = kmeans(p2, k2, seed=seed + 1, n_init=n_init)
-    c1, c2 = km1.labels, km2.labels
+    c1, c2, fit = _discretise(p1, p2, k1, k2, s)
     shape = (k1, k2, ny)
     pmf = empirical_pmf(c1, c2, yy, shape)
     plugin = broja(pmf)
@@ -484,7 +444,11 @@ def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDR
     null_std = {a: float(null[a].std(ddof=1)) if permutations > 1 else 0.0 for a in keys} if permutations else {}
     p_value = {a: float((1 + np.sum(null[a] >= getattr(plugin, a) - 1e-12)) / (1 + permutations))
                for a in ATOMS} if permutations else {}
-    corrected = {a: getattr(plugin, a) - null_mean.get(a, 0.0) for a in ATOMS}
+    if s.correction == "bootstrap":
+        bias = {a: float(boot[a].mean()) - getattr(plugin, a) for a in keys}
+    else:
+        bias = dict(null_mean)
+    corrected = {a: getattr(plugin, a) - bias.get(a, 0.0) for a in ATOMS}
     alpha = 1.0 - ci_level
     ci_low: dict[str, float] = {}
     ci_high: dict[str, float] = {}
@@ -505,24 +469,26 @@ def _cluster_arrays(x1: Any, x2: Any, y: Any, s: ClusterSettings) -> ClusterPIDR
         "occupied_cells": int((pmf > 0).sum()), "min_per_cell": min_per_cell,
         "permutations": permutations, "bootstrap": bootstrap, "ci_level": ci_level,
         "seed": seed, "kmeans_seeds": [seed, seed + 1], "resampling_seed": seed + 2,
-        "kmeans": {"n_init": n_init, "init": "k-means++", "iterations": [km1.iterations, km2.iterations],
-                   "inertia": [km1.inertia, km2.inertia]},
+        "clusterer": s.clusterer, s.clusterer: fit,
         "standardize": standardize, "row_normalize": s.row_normalize, "pca_dim": pca_dim,
         "dims": [int(a1.shape[1]), int(a2.shape[1])], "units": s.units,
-        "bias_correction": "plug-in minus label-shuffle null mean",
+        "correction": s.correction,
+        "bias_correction": ("plug-in minus the bootstrap bias estimate (mean of the draws minus plug-in)"
+                            if s.correction == "bootstrap" else "plug-in minus label-shuffle null mean"),
         "interval": "basic bootstrap (clusters fixed) around the corrected value",
     }
     if scale != 1.0:  # everything above is in bits; p-values and counts do not depend on the unit
         plugin = plugin.to_units(s.units)
-        corrected, null_mean, null_std, ci_low, ci_high, boot_std = (
-            {a: v * scale for a, v in d.items()} for d in (corrected, null_mean, null_std, ci_low, ci_high, boot_std))
+        corrected, null_mean, null_std, ci_low, ci_high, boot_std, bias = (
+            {a: v * scale for a, v in d.items()}
+            for d in (corrected, null_mean, null_std, ci_low, ci_high, boot_std, bias))
         null, boot = ({a: v * scale for a, v in d.items()} for d in (null, boot))
         cond, cond_mean = cond * scale, cond_mean * scale
     return ClusterPIDResult(plugin=plugin, pmf=pmf, corrected=corrected, null_mean=null_mean, null_std=null_std,
                             p_value=p_value, synergy_conditional_null_mean=cond_mean, p_synergy_conditional=p_cond,
                             ci_low=ci_low, ci_high=ci_high, boot_std=boot_std, labels1=c1, labels2=c2,
                             settings=settings, warnings=warns, null_draws=null, conditional_null_draws=cond,
-                            boot_draws=boot, units=s.units)
+                            boot_draws=boot, units=s.units, bias=bias)
 
 
 def _parts(data: LabelledSplits | LabelledData | Sequence[LabelledData], split: str) -> list[LabelledData]:

@@ -80,7 +80,8 @@ def test_csv_rows_and_bookkeeping(synib):
 
 
 def test_model_pid_of_the_prediction(synib):
-    """The pair entry is the cluster PID of (x1, x2; the model's predicted class), not of the label."""
+    """The pair entry is the cluster PID of (x1, x2; the model's predicted class), not of the label, with the dataset
+    section's estimator settings (gmm discretiser, bootstrap bias correction)."""
     _, splits, analysis = synib
     (pair,) = analysis.section["pairs"]
     assert pair["pair"] == ["x1", "x2"] and pair["truth"] is None
@@ -91,7 +92,8 @@ def test_model_pid_of_the_prediction(synib):
         assert lo <= q["value"] <= hi
     pred = torch.tensor([r[2] for r in analysis.per_sample_rows])
     x1, x2, y = splits.test.inputs["x1"], splits.test.inputs["x2"], splits.test.target
-    options = {"num_classes": 2, "bootstrap": 20, "seed": 0, "permutations": 100, "quiet": True}
+    options = {"num_classes": 2, "bootstrap": 20, "seed": 0, "permutations": 100, "quiet": True, "clusterer": "gmm",
+               "correction": "bootstrap"}
     direct = cluster_pid(x1, x2, pred, **options)
     assert pair["synergy"]["value"] == pytest.approx(direct.corrected["synergy"])
     assert pair["redundancy"]["interval"] == pytest.approx([direct.ci_low["redundancy"], direct.ci_high["redundancy"]])

@@ -135,15 +135,16 @@ def _plugin_mi_bits(counts: np.ndarray) -> float:
 
 
 def cell_information(cells: Sequence[np.ndarray], y: np.ndarray, num_classes: int, *, permutations: int,
-                     bootstrap: int, seed: int, level: float = 0.95, units: str = "bits",
-                     correction: str = "shuffle") -> dict[str, Any]:
+                     bootstrap: int, seed: int, level: float = 0.95, units: str = "bits") -> dict[str, Any]:
     r"""Bias-corrected ``I(C_1, ..., C_M; Y)`` of discrete labels (e.g. k-means clusters of each modality).
 
     The product cell ``(c_1, ..., c_M)`` of every sample is mapped to an index over the occupied cells; the
     plug-in ``I = H(C) + H(Y) - H(C, Y)`` of the ``(cells, |Y|)`` count table is corrected by subtracting the mean
-    over ``permutations`` label shuffles (``correction="shuffle"``) or the bootstrap bias estimate ``mean(draws) -
-    plug-in`` (``correction="bootstrap"``), and the basic bootstrap interval of ``bootstrap`` resamples (rows drawn
-    with replacement, cells fixed) is placed around the corrected value.
+    over ``permutations`` label shuffles, and the basic bootstrap interval of ``bootstrap`` resamples (rows drawn
+    with replacement, cells fixed) is placed around the corrected value. Always the shuffle correction, whatever
+    the pair tables use: the product table is sparse (most cells hold one or two samples), and resampling such a
+    table cannot show how much of its plug-in is bias. Measured with three 17-valued cells, N = 6000 and labels
+    independent of them: plug-in 0.563 bits, bootstrap-corrected 0.417, shuffle-corrected 0.001.
 
     Args:
         cells: ``M`` arrays of shape ``(N,)``, non-negative integers.
@@ -168,9 +169,9 @@ def cell_information(cells: Sequence[np.ndarray], y: np.ndarray, num_classes: in
     rng = np.random.default_rng(seed)
     null = np.array([_plugin_mi_bits(table(rng.permutation(yy)).astype(np.float64)) for _ in range(permutations)])
     null_mean = float(null.mean()) if permutations else 0.0
+    corrected = plugin - null_mean
     boot = np.array([_plugin_mi_bits(table(yy, np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)))
                      for _ in range(bootstrap)])
-    corrected = plugin - (float(boot.mean()) - plugin if correction == "bootstrap" and bootstrap else null_mean)
     lo, hi = _basic_interval(corrected, boot, level)
     full_cells = int(np.prod([int(np.max(c)) + 1 for c in cells])) * num_classes
     out = _quantity(corrected * scale, None if lo is None else lo * scale, None if hi is None else hi * scale)
@@ -436,8 +437,7 @@ def analyze_dataset(splits: DataSplits, settings: AnalysisSettings, *, truth: bo
         mi["all"] = cell_information([labels[m] for m in names], _pooled_target(splits, settings.split),
                                      info.num_classes, permutations=settings.permutations,
                                      bootstrap=settings.bootstrap, seed=settings.seed + 3,
-                                     level=float(settings.confidence), units=settings.units,
-                                     correction=cs.correction)
+                                     level=float(settings.confidence), units=settings.units)
         if truth and pairs[0]["truth"] is not None:
             mi["all"]["truth"] = _label_entropy(splits, settings.units)
     section: dict[str, Any] = {

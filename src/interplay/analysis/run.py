@@ -4,10 +4,10 @@ r"""The "model" section of ``interplay analyze RUN``: what a trained model's pre
 measures on the **test split**:
 
 * **Model PID** (Liang et al., "Multimodal learning without labeled multimodal data", the model-PID): for every
-  pair of modalities ``(a, b)``, the cluster estimator (:func:`interplay.pid.cluster.cluster_pid`: k-means codes,
-  exact BROJA PID, label-shuffle bias correction, bootstrap interval) of ``(X_a, X_b; Y_hat)`` with the model's
-  predicted class ``Y_hat`` as the target: which interactions the model's *output* depends on, beside the
-  dataset section's ``(X_a, X_b; Y)``.
+  pair of modalities ``(a, b)``, the cluster estimator with the dataset section's settings
+  (:func:`interplay.analysis.dataset.cluster_settings`: discretiser, bias correction, bootstrap interval, estimator
+  fields) of ``(X_a, X_b; Y_hat)`` with the model's predicted class ``Y_hat`` as the target: which interactions the
+  model's *output* depends on, beside the dataset section's ``(X_a, X_b; Y)``.
 * **Per-sample types** by every method in ``settings.per_sample`` (:mod:`interplay.analysis.types`:
   ``agreement``, ``confidence``, ``lsmi``, ``cluster``), the model's accuracy per estimated type and, where the
   dataset knows each sample's source (``info.interactions``, ``meta["interaction"]``), the confusion matrix,
@@ -22,14 +22,14 @@ validation split (:func:`temperature`): ``confidence`` reads probabilities as ev
 probabilities are far too soft (fitted temperature about 0.08 on pid-xor). Predictions always go through
 :func:`interplay.engine.evaluation.evaluate` (the method's own ``predict``), never a re-implemented forward pass.
 
-Settings read besides :class:`~interplay.analysis.settings.AnalysisSettings`' fields (with ``getattr`` defaults,
-so that older settings objects work): ``cluster_pca_dim`` (PCA components before k-means in the ``cluster``
-per-sample method; default ``None``), ``reference_epochs`` (epochs of the fitted reference classifiers, default
-100), ``model_permutations`` (label-shuffle draws of the model PID's bias correction, default 100).
+Settings (:class:`~interplay.analysis.settings.AnalysisSettings`) used here besides the dataset section's:
+``cluster_pca_dim`` (PCA components before k-means in the ``cluster`` per-sample method), ``reference_epochs``
+(epochs of the fitted reference classifiers), ``model_permutations`` (label-shuffle draws of the model PID).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping
@@ -47,6 +47,7 @@ from ..errors import DataError
 from ..metrics import accuracy, accuracy_by_group, fit_temperature
 from ..pid.cluster import ClusterPIDResult, auto_k, cluster_pid
 from ..pid.lsmi import fit_classifier, lsmi
+from .dataset import cluster_settings
 from .settings import AnalysisSettings
 from .types import (
     TypeEstimate,
@@ -103,13 +104,12 @@ def pair_entry(result: ClusterPIDResult, a: str, b: str) -> dict[str, Any]:
 def model_pair_pid(x_a: Tensor, x_b: Tensor, prediction: Tensor, num_classes: int, settings: AnalysisSettings,
                    pair: tuple[str, str]) -> dict[str, Any]:
     """Cluster PID of ``(X_a, X_b; Y_hat)``: ``x_a``, ``x_b`` ``(N, ...)`` test inputs, ``prediction`` ``(N,)`` the
-    model's predicted classes; k-means clusters ``settings.clusters`` (``None``: the estimator's rule),
-    ``settings.bootstrap`` draws for a ``settings.confidence`` interval, ``model_permutations`` label shuffles
-    for the bias correction. Returns a :func:`pair_entry`."""
-    result = cluster_pid(x_a, x_b, prediction, k=settings.clusters, num_classes=num_classes,
-                         bootstrap=settings.bootstrap, ci_level=settings.confidence, seed=settings.seed,
-                         permutations=settings.model_permutations, units=settings.units,
-                         quiet=True)
+    model's predicted classes; the dataset section's estimator settings (:func:`cluster_settings`: clusters,
+    discretiser, bias correction, ``settings.bootstrap`` draws for a ``settings.confidence`` interval, further
+    estimator fields) with ``model_permutations`` label shuffles. Returns a :func:`pair_entry`."""
+    cs = dataclasses.replace(cluster_settings(settings), num_classes=num_classes,
+                             permutations=settings.model_permutations)
+    result = cluster_pid(x_a, x_b, prediction, cs)
     entry = pair_entry(result, *pair)
     entry["warnings"] = list(result.warnings)
     return entry

@@ -257,15 +257,17 @@ def _run_cluster(args: argparse.Namespace, splits: Any, estimator: Any, settings
     truth = _truth(splits, pair, result.units)
     st = result.settings
     print(f"cluster PID of {args.data} ({which}, N={st['n']}), modalities {pair[0]}, {pair[1]}; {result.units}")
-    print(f"k-means k = {st['k1']} x {st['k2']} ({st['k_chosen']}, auto {st['k_auto']}), |Y| = {st['num_classes']}, "
-          f"{st['samples_per_cell']:.1f} samples per cell, {st['occupied_cells']}/{st['cells']} cells occupied; "
+    discretiser = "Gaussian mixture" if st.get("clusterer") == "gmm" else "k-means"
+    print(f"{discretiser} k = {st['k1']} x {st['k2']} ({st['k_chosen']}, auto {st['k_auto']}), "
+          f"|Y| = {st['num_classes']}, {st['samples_per_cell']:.1f} samples per cell, "
+          f"{st['occupied_cells']}/{st['cells']} cells occupied; "
           f"seed {st['seed']}; {st['permutations']} permutations, {st['bootstrap']} bootstraps"
           + ("; rows scaled to unit norm" if st.get("row_normalize") else "")
           + ("" if st.get("standardize", True) else "; not standardised")
           + (f"; PCA to {st['pca_dim']} dims" if st["pca_dim"] else ""))
     headers, rows = result.rows(truth)
     print(format_table(headers, rows))
-    print(f"corrected = plug-in - mean of the label-shuffle null; interval: {st['interval']}; "
+    print(f"corrected = {st['bias_correction']}; interval: {st['interval']}; "
           f"synergy vs conditional-independence null (shuffle {pair[1]} within Y): "
           f"null mean {result.synergy_conditional_null_mean:.3f}, p = {result.p_synergy_conditional:.3f}")
     for msg in result.warnings:

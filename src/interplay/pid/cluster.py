@@ -267,7 +267,7 @@ class ClusterPIDResult:
         atoms = {}
         for a in ATOMS:
             atoms[a] = {"plugin": getattr(self.plugin, a), "null_mean": self.null_mean.get(a),
-                        "null_std": self.null_std.get(a), "corrected": self.corrected[a],
+                        "null_std": self.null_std.get(a), "bias": self.bias.get(a), "corrected": self.corrected[a],
                         "ci_low": self.ci_low.get(a), "ci_high": self.ci_high.get(a),
                         "boot_std": self.boot_std.get(a), "p_value": self.p_value.get(a)}
         info = {k: {"plugin": getattr(self.plugin, k), "null_mean": self.null_mean.get(k),
@@ -302,8 +302,7 @@ class ClusterPIDResult:
             rows.append(row)
         for k, label in zip(_INFO, ("I(X1;Y)", "I(X2;Y)", "I(X1,X2;Y)")):
             plug = getattr(self.plugin, k)
-            null = self.null_mean.get(k)
-            row = [label, f(plug), f(null), f(plug - null if null is not None else None), "-", "-"]
+            row = [label, f(plug), f(self.null_mean.get(k)), f(plug - self.bias.get(k, 0.0)), "-", "-"]
             if truth is not None:
                 row.append(f(truth.get(k)))
             rows.append(row)

@@ -83,6 +83,8 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-test", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--clusterer", default="gmm", choices=["gmm", "kmeans"],
+                    help="discretiser of the `cluster` per-sample method and the PIDs (default gmm, as analyze)")
     ap.add_argument("--keep", default=None, help="train the runs into this directory and keep them")
     ap.add_argument("--spread", default=None, metavar="N,N,...",
                     help="instead of the study: for each training size N, fit the reference classifier of x1 "
@@ -94,7 +96,7 @@ def main() -> None:
         spread([int(n) for n in args.spread.split(",")], args.mix, args.n_test)
         return
     per_sample = tuple(args.per_sample.split(","))
-    settings = AnalysisSettings(per_sample=per_sample, bootstrap=0, seed=0)
+    settings = AnalysisSettings(per_sample=per_sample, bootstrap=0, seed=0, clusterer=args.clusterer)
     results: dict[tuple[str, str], list[dict]] = {}
     extras: dict[str, list[dict]] = {}
     start = time.time()

@@ -129,9 +129,10 @@ def _blobs(codes: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
     return torch.as_tensor(np.stack([10.0 * codes, np.zeros(len(codes))], 1) + rng.normal(0, 0.01, (len(codes), 2)))
 
 
+@pytest.mark.parametrize("clusterer", ["kmeans", "gmm"])
 @pytest.mark.parametrize("kind,expected", [("xor", "synergistic"), ("copy1", "unique:x1"),
                                            ("copy2", "unique:x2"), ("same", "redundant")])
-def test_cluster_types_on_canonical_pmfs(kind, expected):
+def test_cluster_types_on_canonical_pmfs(kind, expected, clusterer):
     """Binary codes with exact k = 2 clusters: XOR is pure synergy (1 bit), y = x1 with x2 independent pure
     unique, x1 = x2 = y pure redundancy; every test sample gets that type (pointwise terms of the exact BROJA PID
     of the empirical training pmf, about 1 bit each)."""
@@ -145,8 +146,8 @@ def test_cluster_types_on_canonical_pmfs(kind, expected):
         return {"x1": _blobs(a, rng), "x2": _blobs(b, rng)}, y
 
     (xtr, ytr), (xte, yte) = draw(800), draw(200)
-    est = cluster_types(xtr, ytr, xte, yte, 2, k=2)
-    assert set(est.labels) == {expected}
+    est = cluster_types(xtr, ytr, xte, yte, 2, k=2, clusterer=clusterer)
+    assert set(est.labels) == {expected} and est.info["clusterer"] == clusterer
     key = {"synergistic": "cluster_synergy", "redundant": "cluster_redundancy"}.get(
         expected, f"cluster_unique_{expected[7:]}")
     values = est.columns[key].numpy()  # pointwise terms of the empirical pmf: about 1 bit, mean within sampling

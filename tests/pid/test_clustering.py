@@ -10,7 +10,7 @@ from interplay.data import pid_xor
 from interplay.data.groundtruth import pid_xor_ground_truth
 from interplay.errors import ConfigError
 from interplay.pid.cluster import cluster_pid_dataset, kmeans
-from interplay.pid.clustering import gaussian_mixture
+from interplay.pid.clustering import assign_components, gaussian_mixture
 
 
 def _agreement(a: np.ndarray, b: np.ndarray, k: int) -> float:
@@ -50,6 +50,20 @@ def test_follows_elongated_clouds_that_kmeans_cuts() -> None:
     lloyd = kmeans(x, 3, seed=0)
     assert _agreement(mixture.labels, truth, 3) > 0.99
     assert _agreement(lloyd.labels, truth, 3) < 0.8
+
+
+def test_assigning_new_points_uses_the_fitted_components() -> None:
+    """``assign_components`` reproduces the fit's own labels on its points and labels fresh points of the same
+    clouds like their cloud."""
+    x, truth = _parallel_clouds(600, seed=0)
+    fit = gaussian_mixture(x, 3, seed=0)
+    assert np.array_equal(assign_components(fit, x), fit.labels)
+    x_new, truth_new = _parallel_clouds(300, seed=1)
+    mapping = {int(t): int(np.bincount(fit.labels[truth == t]).argmax()) for t in range(3)}
+    assert np.mean(assign_components(fit, x_new) == np.array([mapping[int(t)] for t in truth_new])) > 0.99
+    assert fit.covariances.shape == (3, 2, 2)
+    with pytest.raises(ConfigError, match="features"):
+        assign_components(fit, np.zeros((4, 3)))
 
 
 def test_deterministic_for_a_seed_and_checks_its_arguments() -> None:

@@ -264,7 +264,7 @@ def analyze_run(run: LoadedRun, splits: DataSplits, settings: AnalysisSettings) 
             k = settings.clusters if settings.clusters is not None else auto_k(len(splits.train), c)
             est = cluster_types({m: splits.train.inputs[m] for m in modalities}, splits.train.target,
                                 {m: test.inputs[m] for m in modalities}, y, c, k=k,
-                                pca_dim=settings.cluster_pca_dim, seed=settings.seed)
+                                pca_dim=settings.cluster_pca_dim, seed=settings.seed, clusterer=settings.clusterer)
         if method in ("confidence", "cluster") and settings.units == "nats":  # computed in bits
             est.scores = {t: v * math.log(2.0) for t, v in est.scores.items()}
             est.columns = {k: v * math.log(2.0) for k, v in est.columns.items()}

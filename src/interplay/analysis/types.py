@@ -269,18 +269,21 @@ def _standardise_project(train: np.ndarray, dim: int | None) -> tuple[np.ndarray
 
 
 def cluster_types(train_x: Mapping[str, Any], train_y: Any, test_x: Mapping[str, Any], test_y: Any,
-                  num_classes: int, *, k: int, pca_dim: int | None = None, seed: int = 0) -> TypeEstimate:
-    r"""Types from the pointwise BROJA PID of k-means codes (two modalities).
+                  num_classes: int, *, k: int, pca_dim: int | None = None, seed: int = 0,
+                  clusterer: str = "kmeans") -> TypeEstimate:
+    r"""Types from the pointwise BROJA PID of cluster codes (two modalities).
 
     Each modality (``(N, ...)``, flattened) is z-scored with training statistics, optionally projected on its top
-    ``pca_dim`` principal components, and cut into ``k`` k-means clusters fitted on the training split; test
-    samples take the nearest centre. ``P[c1, c2, y]`` is the empirical pmf of the training split and the test
+    ``pca_dim`` principal components, and cut into ``k`` clusters fitted on the training split: k-means (test
+    samples take the nearest centre) or, with ``clusterer="gmm"``, a full-covariance Gaussian mixture (test samples
+    take their most probable component; :func:`interplay.pid.clustering.gaussian_mixture`). ``P[c1, c2, y]`` is the empirical pmf of the training split and the test
     sample ``n`` gets the pointwise terms ``r, u1, u2, s`` (bits) of :func:`interplay.pid.pointwise_pid` at
     ``(c1_n, c2_n, y_n)``; a cell that never occurred in training gets 0 for every term (hence
     ``undetermined``). Type = argmax, ``undetermined`` where no term is positive.
     """
     from ..pid import pointwise_pid
-    from ..pid.cluster import empirical_pmf, kmeans
+    from ..pid.cluster import empirical_pmf
+    from ..pid.clustering import assign_components, gaussian_mixture, kmeans
 
     modalities = list(train_x)
     if len(modalities) != 2 or list(test_x) != modalities:
@@ -296,9 +299,14 @@ def cluster_types(train_x: Mapping[str, Any], train_y: Any, test_x: Mapping[str,
         za, zb = (a - mean) / std, (b - mean) / std
         if basis is not None:
             za, zb = za @ basis, zb @ basis
-        km = kmeans(za, k, seed=seed + j)
-        codes_tr.append(km.labels)
-        codes_te.append(torch.cdist(torch.from_numpy(zb), torch.from_numpy(km.centers)).argmin(1).numpy())
+        if clusterer == "gmm":
+            gm = gaussian_mixture(za, k, seed=seed + j)
+            codes_tr.append(gm.labels)
+            codes_te.append(assign_components(gm, zb))
+        else:
+            km = kmeans(za, k, seed=seed + j)
+            codes_tr.append(km.labels)
+            codes_te.append(torch.cdist(torch.from_numpy(zb), torch.from_numpy(km.centers)).argmin(1).numpy())
     pmf = empirical_pmf(codes_tr[0], codes_tr[1], ytr, (k, k, num_classes))
     pw = pointwise_pid(pmf)
     seen = pmf[codes_te[0], codes_te[1], yte] > 0
@@ -312,7 +320,7 @@ def cluster_types(train_x: Mapping[str, Any], train_y: Any, test_x: Mapping[str,
     columns = {"cluster_redundancy": comp[REDUNDANT], f"cluster_unique_{modalities[0]}": comp[names["unique1"]],
                f"cluster_unique_{modalities[1]}": comp[names["unique2"]], "cluster_synergy": comp[SYNERGISTIC]}
     return TypeEstimate("cluster", type_names(modalities), codes, comp, columns,
-                        info={"k": k, "pca_dim": pca_dim, "unseen_cells": int((~seen).sum()),
+                        info={"k": k, "pca_dim": pca_dim, "clusterer": clusterer, "unseen_cells": int((~seen).sum()),
                               "pmf_pid_bits": {a: float(getattr(pw.result, a)) for a in names}})
 
 

@@ -34,7 +34,7 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["KMeansResult", "MixtureResult", "gaussian_mixture", "kmeans"]
+__all__ = ["KMeansResult", "MixtureResult", "assign_components", "gaussian_mixture", "kmeans"]
 
 
 # ---------------------------------------------------------------------------------------------- k-means
@@ -118,6 +118,7 @@ class MixtureResult:
     Attributes:
         labels: ``(N,)`` int64, the most responsible component of every point.
         means: ``(K, d)`` component means.
+        covariances: ``(K, d, d)`` component covariances (ridge included).
         weights: ``(K,)`` mixing weights (sum to 1).
         log_likelihood: mean log-likelihood per point (nats) of the best start.
         iterations: EM iterations of the best start.
@@ -125,6 +126,7 @@ class MixtureResult:
 
     labels: np.ndarray
     means: np.ndarray
+    covariances: np.ndarray
     weights: np.ndarray
     log_likelihood: float
     iterations: int
@@ -195,7 +197,21 @@ def gaussian_mixture(x: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_i
         if best is None or ll > best.log_likelihood:
             weights = resp.sum(0) / n
             best = MixtureResult(labels=resp.argmax(1).numpy().astype(np.int64), means=means.numpy(),
-                                 weights=weights.numpy(), log_likelihood=ll, iterations=it)
+                                 covariances=covs.numpy(), weights=weights.numpy(), log_likelihood=ll,
+                                 iterations=it)
     assert best is not None
     return best
 
+
+def assign_components(result: MixtureResult, x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The most probable component of every row of ``x`` ``(N, d)`` (``(N, ...)`` is flattened) under a fitted
+    mixture: ``argmax_k w_k N(x_n; mu_k, Sigma_k)``, ``(N,)`` int64 (e.g. test samples of a mixture fitted on the
+    training split)."""
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x.detach().cpu())
+    t = t.reshape(t.shape[0], -1).to(torch.float64)
+    means = torch.as_tensor(result.means, dtype=torch.float64)
+    if t.shape[1] != means.shape[1]:
+        raise ConfigError(f"gaussian mixture: points have {t.shape[1]} features, the mixture {means.shape[1]}")
+    log_p = _log_densities(t, means, torch.as_tensor(result.covariances, dtype=torch.float64),
+                           torch.log(torch.as_tensor(result.weights, dtype=torch.float64)))
+    return log_p.argmax(1).numpy().astype(np.int64)

@@ -277,9 +277,9 @@ def cluster_types(train_x: Mapping[str, Any], train_y: Any, test_x: Mapping[str,
     ``pca_dim`` principal components, and cut into ``k`` clusters fitted on the training split: k-means (test
     samples take the nearest centre) or, with ``clusterer="gmm"``, a full-covariance Gaussian mixture (test samples
     take their most probable component; :func:`interplay.pid.clustering.gaussian_mixture`). ``P[c1, c2, y]`` is
-    the empirical pmf of the training split and the test sample ``n`` gets the pointwise terms ``r, u1, u2, s`` (bits) of :func:`interplay.pid.pointwise_pid` at
-    ``(c1_n, c2_n, y_n)``; a cell that never occurred in training gets 0 for every term (hence
-    ``undetermined``). Type = argmax, ``undetermined`` where no term is positive.
+    the empirical pmf of the training split and the test sample ``n`` gets the pointwise terms ``r, u1, u2, s``
+    (bits) of :func:`interplay.pid.pointwise_pid` at ``(c1_n, c2_n, y_n)``; a cell that never occurred in training
+    gets 0 for every term (hence ``undetermined``). Type = argmax, ``undetermined`` where no term is positive.
     """
     from ..pid import pointwise_pid
     from ..pid.cluster import empirical_pmf

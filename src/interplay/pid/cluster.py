@@ -1,9 +1,9 @@
 r"""Dataset-level PID of continuous features: the ``cluster`` estimator.
 
-Liang et al. (NeurIPS 2023, the "CVX" estimator): discretise each modality with k-means, count the
-joint occurrences of (cluster of x1, cluster of x2, label) into the empirical pmf
-``P_hat[c1, c2, y] = n(c1, c2, y) / N`` (shape ``(K1, K2, |Y|)``) and solve its exact BROJA PID
-(:func:`interplay.pid.broja`, bits).
+Liang et al. (NeurIPS 2023, the "CVX" estimator): discretise each modality with k-means (``clusterer="gmm"``: a
+full-covariance Gaussian mixture, :mod:`interplay.pid.clustering`), count the joint occurrences of (cluster of
+x1, cluster of x2, label) into the empirical pmf ``P_hat[c1, c2, y] = n(c1, c2, y) / N`` (shape
+``(K1, K2, |Y|)``) and solve its exact BROJA PID (:func:`interplay.pid.broja`, bits).
 
 Plug-in bias. ``P_hat`` has ``K1 K2 |Y|`` cells; with ``N`` samples the plug-in mutual informations
 are biased upwards by about ``(cells - 1) / (2 N ln 2)`` bits, and that bias lands mostly in the
@@ -16,7 +16,10 @@ This module therefore reports, next to the plug-in values:
   The **corrected** value is ``a_hat - b_a`` (not clipped; a negative value means "not
   distinguishable from zero"). This is the shuffle correction of Panzeri et al.; it removes the bias
   of an information-free table, which is a good approximation when the signal is weak and an
-  overcorrection of at most ``b_a`` when the table is far from independent.
+  overcorrection of at most ``b_a`` when the table is far from independent. With
+  ``correction="bootstrap"`` the corrected value is ``a_hat - (mean of the bootstrap draws - a_hat)``
+  instead (Efron's bias estimate, which follows the table's own bias; docs/pid-estimators.md compares
+  the two).
 * **Null 2, conditional shuffle** (same number of draws): permute ``c2`` among the samples with the
   same ``y``. This keeps the pair tables ``n(c1, y)`` and ``n(c2, y)`` exactly, hence ``Delta_P``,
   ``I* = min_Q I_Q`` and R, U1, U2, and makes ``X1`` and ``X2`` conditionally independent given ``Y``.

@@ -23,6 +23,7 @@ from interplay.engine.reload import (
     data_info_to_dict,
     evaluate_run,
     load_run,
+    load_run_and_data,
     write_data_info,
 )
 from interplay.errors import DataError
@@ -292,7 +293,7 @@ def test_load_run_errors_are_data_errors(tmp_path):
 
 # ------------------------------------------------------------------------------------------ other methods
 @pytest.mark.parametrize("method, epochs", [("dmil", 3), ("omib", 3)])
-def test_multi_stage_methods_reload_and_evaluate_as_trained(method, epochs, tmp_path):
+def test_multi_stage_methods_reload_and_evaluate_as_trained(method, epochs, tmp_path, monkeypatch):
     cfg = make_config(method, epochs=epochs, n_train=400, n_test=200,
                       model={"encoder_hidden": [16], "fusion_hidden": [16]})
     metrics = train(cfg, tmp_path / "run")
@@ -306,6 +307,13 @@ def test_multi_stage_methods_reload_and_evaluate_as_trained(method, epochs, tmp_
     assert (method in SETUP_NEEDS_TRAIN_DATA) == (method == "omib")
     if method == "dmil":
         assert "gate_agreement" in got["test"]
+    # the run with its data: built once, whether the objective's setup needed it (omib) or not (dmil)
+    builds = []
+    real = reload_mod.build_data
+    monkeypatch.setattr(reload_mod, "build_data", lambda cfg: builds.append(1) or real(cfg))
+    run, data = load_run_and_data(tmp_path / "run")
+    assert len(builds) == 1 and len(data.test) == 200 and data.info.name == run.info.name
+    assert torch.equal(data.test.target, _pid_xor().test.target)  # the run's own split
 
 
 # ------------------------------------------------------------------------------------------ setup data

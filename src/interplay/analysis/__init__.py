@@ -86,17 +86,10 @@ def _dataset_config(data: str, overrides: Mapping[str, Any] | None, seed: int) -
 
 
 def _build(cfg: RunConfig) -> DataSplits:
-    """The dataset ``cfg`` describes, built as training builds it (global generators seeded with the run's seed
-    first, restored afterwards)."""
-    from ..engine.seeding import rng_state, seed_everything, set_rng_state
-    from ..engine.trainer import build_data
+    """The dataset ``cfg`` describes, built as training builds it (:func:`interplay.engine.reload.build_run_data`)."""
+    from ..engine.reload import build_run_data
 
-    state = rng_state()
-    try:
-        seed_everything(cfg.train.seed)
-        return build_data(cfg)
-    finally:
-        set_rng_state(state)
+    return build_run_data(cfg)
 
 
 def analyze(target: str | Path | None = None, *, data: str | None = None, overrides: Mapping[str, Any] | None = None,
@@ -146,17 +139,15 @@ def analyze(target: str | Path | None = None, *, data: str | None = None, overri
         if overrides:
             raise ConfigError("--set data.*: a run is analysed on its own data (the run's config); use "
                               "`interplay evaluate` for other data")
-        from ..engine.reload import load_run
+        from ..engine.reload import load_run_and_data
 
         run_dir = Path(str(target))
         if not run_dir.exists():
             raise DataError(f"{run_dir}: run directory not found")
         if out_dir is not None:
             _check_out(out_dir, run_dir)
-        say(f"loading the run in {run_dir}")
-        run = load_run(run_dir, device)
-        say(f"rebuilding its data ({run.config.data.name}, seed {run.config.train.seed})")
-        splits = _build(run.config)
+        say(f"loading the run in {run_dir} and rebuilding its data")
+        run, splits = load_run_and_data(run_dir, device)
         result["data"] = _data_section(run.config, splits)
         result["dataset"] = analyze_dataset(splits, settings, progress=say)
         from .run import analyze_run

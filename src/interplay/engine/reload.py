@@ -129,8 +129,9 @@ def setup_needs_data(objective: Objective, method: str) -> bool:
     return bool(flag) if flag is not None else method in SETUP_NEEDS_TRAIN_DATA
 
 
-def _build_run_data(cfg: RunConfig) -> DataSplits:
-    """The run's dataset as training built it (same global seed first: a builder may draw from it)."""
+def build_run_data(cfg: RunConfig) -> DataSplits:
+    """The dataset ``cfg`` describes, built as training built it: the global generators seeded with
+    ``cfg.train.seed`` first (a builder may draw from them) and restored afterwards."""
     with _preserved_rng():
         seed_everything(cfg.train.seed)
         return build_data(cfg)
@@ -147,21 +148,21 @@ def _load(run_dir: str | Path, device: str | torch.device = "cpu",
     if info is None:
         info = read_data_info(run)
     if info is None:  # a run from before data_info.json: the config rebuilds the dataset
-        data = _build_run_data(cfg)
+        data = build_run_data(cfg)
         info = data.info
     with _preserved_rng():
         seed_everything(cfg.train.seed)
         model = build_model(cfg.model, info).to(dev)
         objective = build_mode_objective(cfg.train.mode, cfg.method)
         if data is None and setup_needs_data(objective, cfg.method.name):
-            data = _build_run_data(cfg)
+            data = build_run_data(cfg)
         if data is not None:
             objective.setup(model, data)
         else:
             try:
                 objective.setup(model, _empty_splits(info))
             except Exception:  # noqa: BLE001 - a setup that needs samples: give it the real data
-                data = _build_run_data(cfg)
+                data = build_run_data(cfg)
                 objective.setup(model, data)
     objective.to(dev)
     for part, module in (("model", model), ("objective", objective)):
@@ -178,6 +179,13 @@ def _load(run_dir: str | Path, device: str | torch.device = "cpu",
     metrics = read_json(metrics_path) if metrics_path.is_file() else None
     ckpt = {k: state.get(k) for k in ("epoch", "stage", "val")}
     return LoadedRun(model, objective, cfg, info, metrics, run, dev, ckpt), data
+
+
+def load_run_and_data(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[LoadedRun, DataSplits]:
+    """:func:`load_run` and the run's dataset, built once: the splits the objective's setup needed (e.g. OMIB's),
+    else built now with :func:`build_run_data`."""
+    run, data = _load(run_dir, device)
+    return run, data if data is not None else build_run_data(run.config)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
@@ -279,7 +287,7 @@ def evaluate_run(run_dir: str | Path, data_overrides: Mapping[str, Any] | None =
     run, data = _load(run_path, device)
     cfg = eval_config(run.config, data_name, data_overrides)
     if not own or data is None:
-        data = _build_run_data(cfg)
+        data = build_run_data(cfg)
     _check_compatible(run, data.info)
     if not own:
         run.objective.info = data.info  # the evaluated data's interaction names and task
@@ -468,6 +476,7 @@ def predict_file(run_dir: str | Path, inputs_path: str | Path, out: str | Path,
     return preds
 
 
-__all__ = ["DATA_INFO_FILE", "SETUP_NEEDS_TRAIN_DATA", "LoadedRun", "Predictions", "check_inputs",
-           "data_info_from_dict", "data_info_to_dict", "eval_config", "evaluate_run", "load_inputs", "load_run",
-           "predict", "predict_file", "read_data_info", "setup_needs_data", "write_data_info", "write_predictions"]
+__all__ = ["DATA_INFO_FILE", "SETUP_NEEDS_TRAIN_DATA", "LoadedRun", "Predictions", "build_run_data",
+           "check_inputs", "data_info_from_dict", "data_info_to_dict", "eval_config", "evaluate_run", "load_inputs",
+           "load_run", "load_run_and_data", "predict", "predict_file", "read_data_info", "setup_needs_data",
+           "write_data_info", "write_predictions"]

@@ -17,8 +17,8 @@ Why these defaults (docs/analysis.md, "Which discretiser"; ``benchmarks/analyze_
 (N = 6000) k-means cuts the elongated class clouds across and loses 0.05-0.15 bits of redundancy and synergy,
 whereas the mixture's plug-in PID stays within about 0.01 bits of the generator's truth. The shuffle null is the
 bias of an information-free table; on a nearly deterministic one it over-corrects by up to its mean (synergy at
-K = 17 on ``redundant=0.5,synergistic=0.5``: shuffle-corrected 0.483 against a plug-in of 0.498 and a truth of
-0.5), while the bootstrap estimate follows the table's own bias (-0.001 there; about the shuffle mean on an
+K = 17 on ``redundant=0.5,synergistic=0.5``: shuffle-corrected 0.487 against a plug-in of 0.502 and a truth of
+0.5), while the bootstrap estimate follows the table's own bias (-0.002 there; most of the shuffle mean on an
 information-free table).
 
 Mutual information. ``I(X_m; Y)`` uses modality ``m``'s clusters from the first pair that contains it and equals

@@ -23,7 +23,7 @@ probabilities are far too soft (fitted temperature about 0.08 on pid-xor). Predi
 :func:`interplay.engine.evaluation.evaluate` (the method's own ``predict``), never a re-implemented forward pass.
 
 Settings (:class:`~interplay.analysis.settings.AnalysisSettings`) used here besides the dataset section's:
-``cluster_pca_dim`` (PCA components before k-means in the ``cluster`` per-sample method), ``reference_epochs``
+``cluster_pca_dim`` (PCA components before clustering in the ``cluster`` per-sample method), ``reference_epochs``
 (epochs of the fitted reference classifiers), ``model_permutations`` (label-shuffle draws of the model PID).
 """
 

@@ -132,13 +132,17 @@ class MixtureResult:
     iterations: int
 
 
-def _log_densities(x: torch.Tensor, means: torch.Tensor, covs: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
-    """``log w_k + log N(x_n; mu_k, Sigma_k)`` of ``x (N, d)``, ``means (K, d)``, ``covs (K, d, d)``: ``(N, K)``."""
-    d = x.shape[1]
+def _log_densities(diff: torch.Tensor, covs: torch.Tensor, log_w: torch.Tensor,
+                   work: torch.Tensor | None = None) -> torch.Tensor:
+    """``log w_k + log N(x_n; mu_k, Sigma_k)`` from ``diff = x_n - mu_k`` ``(K, N, d)`` and ``covs (K, d, d)``:
+    ``(N, K)``. Mahalanobis terms through the inverse Cholesky factor and one batched matrix product (into
+    ``work``, a ``(K, N, d)`` buffer, when given: EM reuses one instead of allocating 3 such tensors a step)."""
+    d = diff.shape[2]
     chol = torch.linalg.cholesky(covs)                                      # (K, d, d)
-    diff = (x[None] - means[:, None]).transpose(1, 2)                       # (K, d, N)
-    z = torch.linalg.solve_triangular(chol, diff, upper=False)              # (K, d, N)
-    maha = z.pow(2).sum(1)                                                  # (K, N)
+    eye = torch.eye(d, dtype=diff.dtype).expand_as(chol)
+    inv_chol = torch.linalg.solve_triangular(chol, eye, upper=False)        # (K, d, d), L^-1
+    z = torch.bmm(diff, inv_chol.transpose(1, 2), out=work)                 # (K, N, d)
+    maha = z.mul_(z).sum(2)                                                 # (K, N)
     logdet = 2.0 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)  # (K,)
     return (log_w[:, None] - 0.5 * (maha + logdet[:, None] + d * math.log(2.0 * math.pi))).T
 
@@ -176,6 +180,8 @@ def gaussian_mixture(x: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_i
     scale = float(t.var(0, unbiased=False).mean()) if n > 1 else 1.0
     ridge = reg * (scale if scale > 0 else 1.0) * torch.eye(d, dtype=t.dtype)
     best: MixtureResult | None = None
+    diff = torch.empty(k, n, d, dtype=t.dtype)                              # x_n - mu_k, reused every step
+    work = torch.empty_like(diff)
     for start in range(n_init):
         init = torch.as_tensor(kmeans(t, k, seed=seed * 1000 + start, n_init=1).labels)
         resp = torch.nn.functional.one_hot(init, k).to(t.dtype)             # (N, K)
@@ -185,9 +191,10 @@ def gaussian_mixture(x: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_i
         for it in range(1, max_iter + 1):  # noqa: B007 - iteration count is reported
             nk = resp.sum(0) + 1e-10                                        # (K,)
             means = (resp.T @ t) / nk[:, None]                              # (K, d)
-            diff = t[None] - means[:, None]                                 # (K, N, d)
-            covs = torch.einsum("kn,kni,knj->kij", resp.T, diff, diff) / nk[:, None, None] + ridge
-            log_p = _log_densities(t, means, covs, torch.log(nk / n))       # (N, K)
+            torch.sub(t[None], means[:, None], out=diff)                    # (K, N, d)
+            torch.mul(diff, resp.T[:, :, None], out=work)
+            covs = torch.bmm(work.transpose(1, 2), diff) / nk[:, None, None] + ridge
+            log_p = _log_densities(diff, covs, torch.log(nk / n), work)     # (N, K)
             lse = torch.logsumexp(log_p, 1)
             ll = float(lse.mean())
             resp = torch.exp(log_p - lse[:, None])
@@ -212,6 +219,6 @@ def assign_components(result: MixtureResult, x: np.ndarray | torch.Tensor) -> np
     means = torch.as_tensor(result.means, dtype=torch.float64)
     if t.shape[1] != means.shape[1]:
         raise ConfigError(f"gaussian mixture: points have {t.shape[1]} features, the mixture {means.shape[1]}")
-    log_p = _log_densities(t, means, torch.as_tensor(result.covariances, dtype=torch.float64),
+    log_p = _log_densities(t[None] - means[:, None], torch.as_tensor(result.covariances, dtype=torch.float64),
                            torch.log(torch.as_tensor(result.weights, dtype=torch.float64)))
     return log_p.argmax(1).numpy().astype(np.int64)

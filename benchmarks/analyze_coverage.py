@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from interplay.analysis.dataset import analyze_dataset  # noqa: E402
 from interplay.analysis.settings import AnalysisSettings  # noqa: E402
 from interplay.data import pid_xor  # noqa: E402
-from interplay.errors import InterplayError  # noqa: E402
+from interplay.errors import report_errors  # noqa: E402
 
 MIXES = (
     "redundant=0.5,synergistic=0.5",
@@ -93,8 +93,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InterplayError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(report_errors(main))

@@ -43,7 +43,7 @@ from torch.autograd.graph import saved_tensors_hooks
 from interplay.config import RunConfig, parse_override, set_field
 from interplay.engine.seeding import epoch_generator
 from interplay.engine.trainer import OPTIMIZERS, build_data, resolve_config, resolve_device
-from interplay.errors import InterplayError
+from interplay.errors import InterplayError, report_errors
 from interplay.models import build_model
 from interplay.objectives import Objective, TrainState, build_objective
 
@@ -166,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory", action="store_true",
                    help="also report the autograd-saved bytes of one step (and CUDA peak memory)")
     args = p.parse_args(argv)
-    try:
-        return run(args)
-    except InterplayError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return report_errors(lambda: run(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ import torch
 
 from interplay.config import RunConfig, parse_override, set_field
 from interplay.engine.trainer import build_data, resolve_config
-from interplay.errors import InterplayError
+from interplay.errors import InterplayError, report_errors
 from interplay.models import Absent, TokenModel, build_model
 
 
@@ -57,11 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
-    try:
-        return run(args)
-    except InterplayError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return report_errors(lambda: run(args))
 
 
 def run(args: argparse.Namespace) -> int:

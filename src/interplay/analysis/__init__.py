@@ -85,13 +85,6 @@ def _dataset_config(data: str, overrides: Mapping[str, Any] | None, seed: int) -
     return resolve_config(cfg)
 
 
-def _build(cfg: RunConfig) -> DataSplits:
-    """The dataset ``cfg`` describes, built as training builds it (:func:`interplay.engine.reload.build_run_data`)."""
-    from ..engine.reload import build_run_data
-
-    return build_run_data(cfg)
-
-
 def analyze(target: str | Path | None = None, *, data: str | None = None, overrides: Mapping[str, Any] | None = None,
             out: str | Path | None = None, settings: AnalysisSettings | None = None, device: str = "cpu",
             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -132,7 +125,9 @@ def analyze(target: str | Path | None = None, *, data: str | None = None, overri
             _check_out(out_dir)
         cfg = _dataset_config(data, overrides, settings.seed)
         say(f"building {data}")
-        splits = _build(cfg)
+        from ..engine.reload import build_run_data
+
+        splits = build_run_data(cfg)
         result["data"] = _data_section(cfg, splits)
         result["dataset"] = analyze_dataset(splits, settings, progress=say)
     else:

@@ -148,6 +148,8 @@ def test_cluster_types_on_canonical_pmfs(kind, expected, clusterer):
     (xtr, ytr), (xte, yte) = draw(800), draw(200)
     est = cluster_types(xtr, ytr, xte, yte, 2, k=2, clusterer=clusterer)
     assert set(est.labels) == {expected} and est.info["clusterer"] == clusterer
+    with pytest.raises(ConfigError, match="clusterer must be kmeans or gmm"):
+        cluster_types(xtr, ytr, xte, yte, 2, k=2, clusterer="spectral")
     key = {"synergistic": "cluster_synergy", "redundant": "cluster_redundancy"}.get(
         expected, f"cluster_unique_{expected[7:]}")
     values = est.columns[key].numpy()  # pointwise terms of the empirical pmf: about 1 bit, mean within sampling

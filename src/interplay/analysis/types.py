@@ -285,6 +285,8 @@ def cluster_types(train_x: Mapping[str, Any], train_y: Any, test_x: Mapping[str,
     from ..pid.cluster import empirical_pmf
     from ..pid.clustering import assign_components, gaussian_mixture, kmeans
 
+    if clusterer not in ("kmeans", "gmm"):
+        raise ConfigError(f"cluster types: clusterer must be kmeans or gmm, got {clusterer!r}")
     modalities = list(train_x)
     if len(modalities) != 2 or list(test_x) != modalities:
         raise DataError(f"cluster types: need the same two modalities for train and test, got {modalities}, "

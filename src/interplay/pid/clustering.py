@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..estimators import as_2d
 
 __all__ = ["KMeansResult", "MixtureResult", "assign_components", "gaussian_mixture", "kmeans"]
 
@@ -76,8 +77,7 @@ def kmeans(x: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_init: int =
         x: ``(N, d)`` points (``(N, ...)`` is flattened).
         k: number of clusters, ``1 <= k <= N``.
     """
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x.detach().cpu())
-    t = t.reshape(t.shape[0], -1).to(torch.float64)
+    t = torch.from_numpy(as_2d(x, "x"))
     n = t.shape[0]
     if not 1 <= k <= n:
         raise ConfigError(f"k-means: k must lie in [1, N={n}], got {k}")
@@ -159,7 +159,7 @@ def gaussian_mixture(x: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_i
         max_iter: EM iterations per start.
         tol: stop when the mean log-likelihood rises by less than ``tol * |log-likelihood|``. Looser values stop
             EM on the plateau of a k-means start that cuts clouds across (1e-4 did on the three parallel clouds of
-            ``tests/pid/test_mixture.py``; 3e-5 and below escaped it).
+            ``tests/pid/test_clustering.py``; 3e-5 and below escaped it).
         reg: ridge added to every covariance, relative to the mean feature variance.
 
     Returns:
@@ -168,8 +168,7 @@ def gaussian_mixture(x: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_i
     Raises:
         ConfigError: ``k`` outside ``[1, N]``, ``n_init`` or ``max_iter`` below 1, negative ``reg``.
     """
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x.detach().cpu())
-    t = t.reshape(t.shape[0], -1).to(torch.float64)
+    t = torch.from_numpy(as_2d(x, "x"))
     n, d = t.shape
     if not 1 <= k <= n:
         raise ConfigError(f"gaussian mixture: k must lie in [1, N={n}], got {k}")
@@ -201,10 +200,9 @@ def gaussian_mixture(x: np.ndarray | torch.Tensor, k: int, *, seed: int = 0, n_i
             if ll - prev <= tol * abs(ll):
                 break
             prev = ll
-        if best is None or ll > best.log_likelihood:
-            weights = resp.sum(0) / n
+        if best is None or ll > best.log_likelihood:  # the parameters of the last E-step, which gave the labels
             best = MixtureResult(labels=resp.argmax(1).numpy().astype(np.int64), means=means.numpy(),
-                                 covariances=covs.numpy(), weights=weights.numpy(), log_likelihood=ll,
+                                 covariances=covs.numpy(), weights=(nk / n).numpy(), log_likelihood=ll,
                                  iterations=it)
     assert best is not None
     return best
@@ -214,8 +212,7 @@ def assign_components(result: MixtureResult, x: np.ndarray | torch.Tensor) -> np
     """The most probable component of every row of ``x`` ``(N, d)`` (``(N, ...)`` is flattened) under a fitted
     mixture: ``argmax_k w_k N(x_n; mu_k, Sigma_k)``, ``(N,)`` int64 (e.g. test samples of a mixture fitted on the
     training split)."""
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x.detach().cpu())
-    t = t.reshape(t.shape[0], -1).to(torch.float64)
+    t = torch.from_numpy(as_2d(x, "x"))
     means = torch.as_tensor(result.means, dtype=torch.float64)
     if t.shape[1] != means.shape[1]:
         raise ConfigError(f"gaussian mixture: points have {t.shape[1]} features, the mixture {means.shape[1]}")
